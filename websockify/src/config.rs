@@ -1,0 +1,186 @@
+//! The validated configuration of a server. The command line (see [`crate::cli`]) and
+//! embedders build one; nothing past this point knows about flags.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http::HeadLimits;
+use crate::ws::DecoderConfig;
+
+/// Everything a [`crate::Server`] needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: ListenAddr,
+    pub target: Target,
+    /// Prefer IPv6 addresses when a host name resolves to both (`-6`).
+    pub prefer_ipv6: bool,
+    /// Print the per-frame traffic legend (`--traffic`).
+    pub traffic: bool,
+    /// Ping clients this often (`--heartbeat`).
+    pub heartbeat: Option<Duration>,
+    /// Exit after the first WebSocket session ends (`--run-once`).
+    pub run_once: bool,
+    /// Exit this long after start (`--timeout`).
+    pub timeout: Option<Duration>,
+    /// Exit after this long with no session (`--idle-timeout`).
+    pub idle_timeout: Option<Duration>,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the two addresses.
+    pub fn new(listen: ListenAddr, target: Target) -> Self {
+        Self {
+            listen,
+            target,
+            prefer_ipv6: false,
+            traffic: false,
+            heartbeat: None,
+            run_once: false,
+            timeout: None,
+            idle_timeout: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Bounds on what peers may make the server hold or wait for.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub head: HeadLimits,
+    pub decoder: DecoderConfig,
+    /// Time allowed to connect to the target.
+    pub connect_timeout: Duration,
+    /// Time allowed for the client to answer our close frame.
+    pub close_timeout: Duration,
+    /// On shutdown, time allowed for sessions to finish their close handshakes.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            head: HeadLimits::default(),
+            decoder: DecoderConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where to listen: `[host:]port`. No host means every interface, IPv6 and IPv4.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub host: Option<String>,
+    pub port: u16,
+}
+
+impl ListenAddr {
+    /// Parses upstream's forms: `6080`, `0.0.0.0:6080`, `[::1]:6080`, `::1:6080` (the last
+    /// colon splits), `localhost:6080`.
+    pub fn parse(s: &str) -> Result<Self, AddrError> {
+        if let Ok(port) = s.parse::<u16>() {
+            return Ok(Self { host: None, port });
+        }
+        let (host, port) = split_host_port(s)?;
+        Ok(Self { host: (!host.is_empty()).then(|| host.to_owned()), port })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Some(h) if h.contains(':') => write!(f, "[{h}]:{}", self.port),
+            Some(h) => write!(f, "{h}:{}", self.port),
+            None => write!(f, ":{}", self.port),
+        }
+    }
+}
+
+/// Where sessions are forwarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A host name or address and a port, resolved for each session.
+    Tcp { host: String, port: u16 },
+    /// A UNIX stream socket (`--unix-target`).
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// Parses `host:port`, `[v6]:port` or `v6:port` (the last colon splits).
+    pub fn parse_tcp(s: &str) -> Result<Self, AddrError> {
+        let (host, port) = split_host_port(s)?;
+        if host.is_empty() {
+            return Err(AddrError::MissingHost(s.to_owned()));
+        }
+        if port == 0 {
+            return Err(AddrError::BadPort(s.to_owned()));
+        }
+        Ok(Self::Tcp { host: host.to_owned(), port })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Self::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Self::Unix(path) => write!(f, "unix socket {}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    #[error("{0:?} is not [host:]port")]
+    NoPort(String),
+    #[error("{0:?} has an invalid port (1-65535)")]
+    BadPort(String),
+    #[error("{0:?} has no host")]
+    MissingHost(String),
+}
+
+/// Splits at the last colon; strips the brackets of `[v6]`.
+fn split_host_port(s: &str) -> Result<(&str, u16), AddrError> {
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| AddrError::NoPort(s.to_owned()))?;
+    let port = port.parse::<u16>().map_err(|_| AddrError::BadPort(s.to_owned()))?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.contains(['[', ']', '/', ' ']) {
+        return Err(AddrError::NoPort(s.to_owned()));
+    }
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        let l = |s| ListenAddr::parse(s).unwrap();
+        assert_eq!(l("6080"), ListenAddr { host: None, port: 6080 });
+        assert_eq!(l(":6080"), ListenAddr { host: None, port: 6080 });
+        assert_eq!(l("0.0.0.0:6080").host.as_deref(), Some("0.0.0.0"));
+        assert_eq!(l("[::1]:6080").host.as_deref(), Some("::1"));
+        assert_eq!(l("::1:6080"), ListenAddr { host: Some("::1".into()), port: 6080 });
+        assert_eq!(l("localhost:0").port, 0);
+        assert_eq!(l("[::1]:6080").to_string(), "[::1]:6080");
+        assert!(ListenAddr::parse("localhost").is_err());
+        assert!(ListenAddr::parse("localhost:99999").is_err());
+        assert!(ListenAddr::parse("host:port").is_err());
+    }
+
+    #[test]
+    fn target_forms() {
+        let t = |s| Target::parse_tcp(s).unwrap();
+        assert_eq!(t("localhost:5900"), Target::Tcp { host: "localhost".into(), port: 5900 });
+        assert_eq!(t("[::1]:5901"), Target::Tcp { host: "::1".into(), port: 5901 });
+        assert_eq!(t("::1:5901"), Target::Tcp { host: "::1".into(), port: 5901 });
+        assert_eq!(t("[::1]:5901").to_string(), "[::1]:5901");
+        assert_eq!(Target::parse_tcp(":5900"), Err(AddrError::MissingHost(":5900".into())));
+        assert_eq!(Target::parse_tcp("h:0"), Err(AddrError::BadPort("h:0".into())));
+        assert!(Target::parse_tcp("5900").is_err());
+    }
+}

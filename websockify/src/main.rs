@@ -1,0 +1,115 @@
+//! The `websockify` command: parse the command line, set up logging and signals, run the
+//! server.
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+use websockify::cli::{self, LogOptions, Parsed};
+use websockify::{Config, Server, Target};
+
+fn main() -> ExitCode {
+    let (config, log) = match cli::parse(std::env::args_os()) {
+        Ok(Parsed::Run(config, log)) => (config, log),
+        Ok(Parsed::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("websockify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_logging(&log) {
+        eprintln!("websockify: {e:#}");
+        return ExitCode::from(2);
+    }
+    for notice in &log.notices {
+        tracing::warn!("{notice}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("websockify: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(*config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if log.log_file.is_some() {
+                tracing::error!("{e}");
+            }
+            eprintln!("websockify: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(config).await?;
+    print_settings(&server)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    server.run(shutdown).await;
+    Ok(())
+}
+
+/// The settings summary upstream prints at start, with the address actually bound.
+fn print_settings(server: &Server) -> anyhow::Result<()> {
+    let config = server.config();
+    let bound = server.local_addr()?;
+    let listen = match &config.listen.host {
+        None => format!(":{}", bound.port()),
+        Some(_) => bound.to_string(),
+    };
+    tracing::info!("WebSocket server settings:");
+    tracing::info!("  - Listen on {listen}");
+    tracing::info!("  - No SSL/TLS support (no cert file)");
+    match &config.target {
+        Target::Unix(path) => tracing::info!("  - proxying from {listen} to {}", path.display()),
+        target => tracing::info!("  - proxying from {listen} to {target}"),
+    }
+    Ok(())
+}
+
+/// SIGINT/SIGTERM: graceful shutdown (sessions get 1001). A second signal exits at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    tracing::info!("{name} received, shutting down");
+    shutdown.cancel();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(1);
+}
+
+fn init_logging(log: &LogOptions) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tracing_subscriber::EnvFilter;
+    let default = if log.verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_env("WEBSOCKIFY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match &log.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}

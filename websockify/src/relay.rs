@@ -1,0 +1,470 @@
+//! The relay: the hot path of a session, after the handshake and the target connection.
+//!
+//! Two loops run concurrently in the session's task:
+//! - **inbound** reads client frames, unmasks payload in its read buffer and writes it to
+//!   the target (decoding base64 first in base64 mode);
+//! - **outbound** reads target bytes into a buffer that keeps room for a frame header in
+//!   front, so each read goes to the client as one frame in one write, with no copy.
+//!
+//! Each loop awaits its writes before reading again: that is the backpressure. A client
+//! that reads nothing stops the outbound loop, and the target then sees a full TCP window;
+//! the proxy never holds more than one read buffer per direction.
+//!
+//! The outbound loop owns the client's write half, so every frame the server sends (data,
+//! pong, close) is written there; the inbound loop asks for pongs and closes through a
+//! small channel. The outbound loop decides when the session ends.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::encoding::{Base64Decoder, Encoding, encode_base64, encoded_len};
+use crate::ws::{
+    ControlFrame, Decoder, DecoderConfig, Event, MAX_SERVER_HEADER, OpCode, close_code, encode_header_before,
+};
+
+/// Read buffers start this small (an idle session costs little) and double, up to
+/// [`MAX_BUF`], whenever a read fills them.
+const MIN_BUF: usize = 8 * 1024;
+const MAX_BUF: usize = 256 * 1024;
+/// Payload chunks at least this big are written to the target from where they lie;
+/// smaller ones are first gathered (moved over the headers between them) into one write.
+const DIRECT_WRITE: usize = 8 * 1024;
+
+/// What the relay needs to know about the session.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    pub encoding: Encoding,
+    pub decoder: DecoderConfig,
+    /// Send a ping this often.
+    pub heartbeat: Option<Duration>,
+    /// How long to wait for the client's answer to our close frame, and for a target to
+    /// finish after its write side was shut down.
+    pub close_timeout: Duration,
+    /// Print the `--traffic` legend characters.
+    pub traffic: bool,
+}
+
+/// How a session ended, for its summary log line.
+#[derive(Debug)]
+pub enum End {
+    /// The client started the close handshake; its code (if any) was echoed.
+    ClientClosed(Option<u16>),
+    /// The target closed; we sent 1000 "Target closed". `acknowledged` says whether the
+    /// client answered our close.
+    TargetClosed { acknowledged: bool },
+    /// The target failed mid-stream; we closed with 1011.
+    TargetError(io::Error),
+    /// The server is shutting down; we sent 1001.
+    Shutdown { acknowledged: bool },
+    /// The client broke a protocol rule; we closed with the code it calls for.
+    ProtocolError { code: u16, reason: String },
+    /// The client's connection dropped or failed without a close handshake.
+    ClientGone(Option<io::Error>),
+}
+
+impl End {
+    /// The close code the client was sent or sent, as it will appear in logs.
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            Self::ClientClosed(code) => *code,
+            Self::TargetClosed { .. } => Some(close_code::NORMAL),
+            Self::TargetError(_) => Some(close_code::INTERNAL_ERROR),
+            Self::Shutdown { .. } => Some(close_code::GOING_AWAY),
+            Self::ProtocolError { code, .. } => Some(*code),
+            Self::ClientGone(_) => None,
+        }
+    }
+}
+
+/// Byte counts of a session, in payload bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub to_target: u64,
+    pub to_client: u64,
+}
+
+/// Requests from the inbound loop to the outbound loop, which owns the client writer.
+enum Ctrl {
+    Pong(ControlFrame),
+    /// The client sent a close frame (its code and reason); all client data before it has
+    /// been written to the target and the target's write side is shut down.
+    Close(Option<u16>, String),
+    /// The client broke the protocol: close with this code and reason.
+    Fail(u16, String),
+    /// The client's connection ended without a close frame.
+    Gone(Option<io::Error>),
+}
+
+/// Relays between an upgraded client connection and a connected target until the
+/// session ends. `pending` holds client bytes already read past the handshake.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<CR, CW, TR, TW>(
+    client_r: CR,
+    client_w: CW,
+    pending: Vec<u8>,
+    target_r: TR,
+    target_w: TW,
+    config: &RelayConfig,
+    shutdown: &CancellationToken,
+) -> (End, Counts)
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    TR: AsyncRead + Unpin,
+    TW: AsyncWrite + Unpin,
+{
+    let (ctrl_tx, ctrl_rx) = mpsc::channel(4);
+    let to_target = AtomicU64::new(0);
+    let inbound = Inbound { reader: client_r, target: target_w, ctrl: ctrl_tx, config, written: &to_target };
+    let outbound = Outbound { target: target_r, client: client_w, ctrl: ctrl_rx, config, shutdown, to_client: 0 };
+    // The outbound loop decides the end. The inbound loop then either has finished or is
+    // lingering for a bounded time after the close handshake; it is cut short only when the
+    // session ended without one (it may be stuck writing to a target that reads nothing).
+    let done = CancellationToken::new();
+    let ((), (end, to_client)) = tokio::join!(
+        async {
+            tokio::select! {
+                () = inbound.run(pending) => {}
+                () = done.cancelled() => {}
+            }
+        },
+        async {
+            let result = outbound.run().await;
+            if !matches!(result.0, End::ClientClosed(_) | End::ProtocolError { .. }) {
+                done.cancel();
+            }
+            result
+        }
+    );
+    (end, Counts { to_target: to_target.load(Ordering::Relaxed), to_client })
+}
+
+/// Client -> target.
+struct Inbound<'a, CR, TW> {
+    reader: CR,
+    target: TW,
+    ctrl: mpsc::Sender<Ctrl>,
+    config: &'a RelayConfig,
+    /// Payload bytes written to the target so far.
+    written: &'a AtomicU64,
+}
+
+impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
+    /// Runs until the client's close frame, a protocol error or the end of the client's
+    /// connection.
+    async fn run(mut self, mut buf: Vec<u8>) {
+        let mut decoder = Decoder::new(self.config.decoder);
+        let mut base64 = (self.config.encoding == Encoding::Base64).then(|| (Base64Decoder::default(), Vec::new()));
+        // Once the target refuses writes, client data is dropped but frames are still
+        // decoded, so that the close handshake can finish.
+        let mut target_ok = true;
+        buf.reserve(MIN_BUF.saturating_sub(buf.len()));
+        loop {
+            // Decode everything buffered; payload is gathered at the front of `buf`.
+            let mut pos = 0;
+            let mut gathered = 0;
+            let step = loop {
+                let (event, used) = match decoder.decode(&mut buf[pos..]) {
+                    Ok(ok) => ok,
+                    Err(e) => break Step::Fail(e.close_code(), e.to_string()),
+                };
+                let at = pos;
+                pos += used;
+                match event {
+                    Event::NeedMore => break Step::Read,
+                    Event::Data { payload, text, last } => {
+                        let (start, end) = (at + payload.start, at + payload.end);
+                        if let Some((decoder, out)) = base64.as_mut().filter(|_| text) {
+                            if let Err(e) = decoder.feed(&buf[start..end], last, out) {
+                                break Step::Fail(close_code::INVALID_PAYLOAD, e.to_string());
+                            }
+                        } else if end - start >= DIRECT_WRITE {
+                            self.write(&buf[..gathered], &mut target_ok).await;
+                            self.write(&buf[start..end], &mut target_ok).await;
+                            gathered = 0;
+                        } else {
+                            buf.copy_within(start..end, gathered);
+                            gathered += end - start;
+                        }
+                    }
+                    Event::Ping(payload) => {
+                        let pong = ControlFrame::new(OpCode::Pong, &buf[at + payload.start..at + payload.end]);
+                        if self.ctrl.send(Ctrl::Pong(pong)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Event::Pong(_) => {}
+                    Event::Close { code, reason } => {
+                        let reason = String::from_utf8_lossy(&buf[at + reason.start..at + reason.end]).into_owned();
+                        break Step::Close(code, reason);
+                    }
+                }
+            };
+            self.write(&buf[..gathered], &mut target_ok).await;
+            if let Some((_, out)) = base64.as_mut().filter(|(_, out)| !out.is_empty()) {
+                self.write(out, &mut target_ok).await;
+                out.clear();
+            }
+            match step {
+                Step::Read => {}
+                Step::Close(code, reason) => {
+                    let _ = self.target.shutdown().await;
+                    let _ = self.ctrl.send(Ctrl::Close(code, reason)).await;
+                    self.linger().await;
+                    return;
+                }
+                Step::Fail(code, reason) => {
+                    let _ = self.target.shutdown().await;
+                    let _ = self.ctrl.send(Ctrl::Fail(code, reason)).await;
+                    self.linger().await;
+                    return;
+                }
+            }
+            buf.drain(..pos);
+            if buf.capacity() - buf.len() < MIN_BUF / 2 {
+                buf.reserve((buf.capacity() * 2).clamp(MIN_BUF, MAX_BUF) - buf.len());
+            }
+            match self.reader.read_buf(&mut buf).await {
+                Ok(0) => {
+                    let _ = self.target.shutdown().await;
+                    let _ = self.ctrl.send(Ctrl::Gone(None)).await;
+                    return;
+                }
+                Ok(_) => {
+                    if self.config.traffic {
+                        eprint!("}}");
+                    }
+                    // A full buffer means the client has more: read bigger next time.
+                    if buf.len() == buf.capacity() && buf.capacity() < MAX_BUF {
+                        buf.reserve(buf.capacity());
+                    }
+                }
+                Err(e) => {
+                    let _ = self.ctrl.send(Ctrl::Gone(Some(e))).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes to the target; after the first failure, drops data silently (the outbound
+    /// loop sees the target's end and closes the session).
+    async fn write(&mut self, bytes: &[u8], target_ok: &mut bool) {
+        if bytes.is_empty() || !*target_ok {
+            return;
+        }
+        if let Err(e) = self.target.write_all(bytes).await {
+            tracing::debug!("target write failed: {e}");
+            *target_ok = false;
+            return;
+        }
+        self.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if self.config.traffic {
+            eprint!(">");
+        }
+    }
+
+    /// After our last word to the client, keep reading (and dropping) what it still sends
+    /// until it closes, so that closing our socket does not reset the connection and
+    /// destroy the close frame in flight. Bounded by the session's end.
+    async fn linger(&mut self) {
+        let mut sink = [0u8; 4096];
+        let deadline = tokio::time::sleep(self.config.close_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = self.reader.read(&mut sink) => if !matches!(r, Ok(n) if n > 0) { return },
+                () = &mut deadline => return,
+            }
+        }
+    }
+}
+
+enum Step {
+    Read,
+    Close(Option<u16>, String),
+    Fail(u16, String),
+}
+
+/// Target -> client, and every frame the server sends.
+struct Outbound<'a, TR, CW> {
+    target: TR,
+    client: CW,
+    ctrl: mpsc::Receiver<Ctrl>,
+    config: &'a RelayConfig,
+    shutdown: &'a CancellationToken,
+    to_client: u64,
+}
+
+impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
+    async fn run(mut self) -> (End, u64) {
+        let end = self.relay().await;
+        (end, self.to_client)
+    }
+
+    async fn relay(&mut self) -> End {
+        // `buf[..MAX_SERVER_HEADER]` is room for the frame header; target bytes follow.
+        let mut buf = vec![0u8; MAX_SERVER_HEADER + MIN_BUF];
+        let mut encoded = Vec::new();
+        let mut heartbeat = self.config.heartbeat.map(|period| {
+            let mut t = tokio::time::interval_at(Instant::now() + period, period);
+            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            t
+        });
+        // Set once we have sent our close frame: what ends the session then, and by when
+        // the client must answer.
+        let mut closing: Option<(End, Instant)> = None;
+        loop {
+            let deadline = closing.as_ref().map(|(_, d)| *d);
+            tokio::select! {
+                biased;
+                ctrl = self.ctrl.recv() => match ctrl {
+                    Some(Ctrl::Pong(frame)) => {
+                        if let Err(e) = self.send(frame.as_bytes()).await {
+                            return End::ClientGone(Some(e));
+                        }
+                    }
+                    Some(Ctrl::Close(code, reason)) => {
+                        return match closing {
+                            Some((end, _)) => self.finish(end.acknowledged()).await,
+                            None => {
+                                // Echo the client's status code (RFC 6455 §5.5.1).
+                                let _ = self.send(ControlFrame::close(code, &reason).as_bytes()).await;
+                                self.finish(End::ClientClosed(code)).await
+                            }
+                        };
+                    }
+                    Some(Ctrl::Fail(code, reason)) => {
+                        if closing.is_none() {
+                            let _ = self.send(ControlFrame::close(Some(code), &reason).as_bytes()).await;
+                        }
+                        return self.finish(End::ProtocolError { code, reason }).await;
+                    }
+                    Some(Ctrl::Gone(e)) => return closing.map_or(End::ClientGone(e), |(end, _)| end),
+                    None => return closing.map_or(End::ClientGone(None), |(end, _)| end),
+                },
+                () = self.shutdown.cancelled(), if closing.is_none() => {
+                    closing = Some((End::Shutdown { acknowledged: false }, Instant::now() + self.config.close_timeout));
+                    if let Err(e) = self.send(ControlFrame::close(Some(close_code::GOING_AWAY), "Server shutting down").as_bytes()).await {
+                        return End::ClientGone(Some(e));
+                    }
+                }
+                () = sleep_until_opt(deadline) => {
+                    let (end, _) = closing.take().expect("deadline only while closing");
+                    return end;
+                }
+                _ = tick_opt(&mut heartbeat), if closing.is_none() => {
+                    if let Err(e) = self.send(ControlFrame::new(OpCode::Ping, b"").as_bytes()).await {
+                        return End::ClientGone(Some(e));
+                    }
+                }
+                read = self.target.read(&mut buf[MAX_SERVER_HEADER..]), if closing.is_none() => {
+                    let (end, code, reason) = match read {
+                        Ok(0) => (End::TargetClosed { acknowledged: false }, close_code::NORMAL, "Target closed"),
+                        Ok(n) => {
+                            if self.config.traffic {
+                                eprint!("{{");
+                            }
+                            if let Err(e) = self.send_data(&mut buf, n, &mut encoded).await {
+                                return End::ClientGone(Some(e));
+                            }
+                            continue;
+                        }
+                        Err(e) => (End::TargetError(e), close_code::INTERNAL_ERROR, "Target connection failed"),
+                    };
+                    closing = Some((end, Instant::now() + self.config.close_timeout));
+                    if let Err(e) = self.send(ControlFrame::close(Some(code), reason).as_bytes()).await {
+                        return End::ClientGone(Some(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the `n` target bytes at `buf[MAX_SERVER_HEADER..]` as one message.
+    async fn send_data(&mut self, buf: &mut Vec<u8>, n: usize, encoded: &mut Vec<u8>) -> io::Result<()> {
+        let header: &mut [u8; MAX_SERVER_HEADER] = (&mut buf[..MAX_SERVER_HEADER]).try_into().expect("header room");
+        match self.config.encoding {
+            Encoding::Binary => {
+                let h = encode_header_before(header, true, OpCode::Binary, n);
+                self.send(&buf[MAX_SERVER_HEADER - h..MAX_SERVER_HEADER + n]).await?;
+            }
+            Encoding::Base64 => {
+                let len = encoded_len(n);
+                encoded.resize(MAX_SERVER_HEADER + len, 0);
+                encode_base64(&buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n], &mut encoded[MAX_SERVER_HEADER..]);
+                let header: &mut [u8; MAX_SERVER_HEADER] =
+                    (&mut encoded[..MAX_SERVER_HEADER]).try_into().expect("header room");
+                let h = encode_header_before(header, true, OpCode::Text, len);
+                let frame = std::mem::take(encoded);
+                let result = self.send(&frame[MAX_SERVER_HEADER - h..]).await;
+                *encoded = frame;
+                result?;
+            }
+        }
+        self.to_client += n as u64;
+        // A full read means the target has more: read bigger next time.
+        if n == buf.len() - MAX_SERVER_HEADER && buf.len() < MAX_SERVER_HEADER + MAX_BUF {
+            buf.resize(MAX_SERVER_HEADER + (n * 2).min(MAX_BUF), 0);
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.client.write_all(bytes).await?;
+        // A no-op on TCP; TLS streams buffer until flushed.
+        self.client.flush().await?;
+        if self.config.traffic {
+            eprint!("<");
+        }
+        Ok(())
+    }
+
+    /// Ends our side of the client connection after the close handshake; for a
+    /// client-initiated close, lets the target finish (it has seen our FIN) so that
+    /// dropping the socket does not reset it while it still reads what we sent.
+    async fn finish(&mut self, end: End) -> End {
+        let _ = self.client.shutdown().await;
+        if matches!(end, End::ClientClosed(_) | End::ProtocolError { .. }) {
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(self.config.close_timeout, async {
+                while matches!(self.target.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+        }
+        end
+    }
+}
+
+impl End {
+    /// The same end, noting that the client answered our close frame.
+    fn acknowledged(self) -> End {
+        match self {
+            Self::TargetClosed { .. } => Self::TargetClosed { acknowledged: true },
+            Self::Shutdown { .. } => Self::Shutdown { acknowledged: true },
+            other => other,
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

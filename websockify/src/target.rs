@@ -1,0 +1,88 @@
+//! The target side: resolve and connect to where a session is forwarded, and the socket
+//! options every TCP connection of ours gets.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::config::Target;
+
+/// A connected target.
+#[derive(Debug)]
+pub enum TargetStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// Why the target could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot resolve {host}: {source}")]
+    Resolve { host: String, source: io::Error },
+    #[error("{host} resolves to no address")]
+    NoAddress { host: String },
+    #[error("connecting to {addr}: {source}")]
+    Tcp { addr: SocketAddr, source: io::Error },
+    #[error("connecting to unix socket {}: {source}", path.display())]
+    Unix { path: PathBuf, source: io::Error },
+    #[error("no connection to {0} within {1:?}")]
+    Timeout(String, Duration),
+}
+
+/// Connects to `target`, trying each resolved address in turn within `timeout` overall.
+pub async fn connect(target: &Target, prefer_ipv6: bool, timeout: Duration) -> Result<TargetStream, ConnectError> {
+    match tokio::time::timeout(timeout, connect_inner(target, prefer_ipv6)).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectError::Timeout(target.to_string(), timeout)),
+    }
+}
+
+async fn connect_inner(target: &Target, prefer_ipv6: bool) -> Result<TargetStream, ConnectError> {
+    match target {
+        Target::Unix(path) => UnixStream::connect(path)
+            .await
+            .map(TargetStream::Unix)
+            .map_err(|source| ConnectError::Unix { path: path.clone(), source }),
+        Target::Tcp { host, port } => {
+            let addrs = resolve(host, *port, prefer_ipv6).await?;
+            let mut last = None;
+            for addr in addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        tune_tcp(&stream);
+                        return Ok(TargetStream::Tcp(stream));
+                    }
+                    Err(source) => last = Some(ConnectError::Tcp { addr, source }),
+                }
+            }
+            Err(last.unwrap_or_else(|| ConnectError::NoAddress { host: host.clone() }))
+        }
+    }
+}
+
+/// Resolves `host` (a name or a literal address), IPv6 addresses first with `prefer_ipv6`,
+/// else IPv4 first.
+pub async fn resolve(host: &str, port: u16, prefer_ipv6: bool) -> Result<Vec<SocketAddr>, ConnectError> {
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| ConnectError::Resolve { host: host.to_owned(), source })?
+        .collect();
+    addrs.sort_by_key(|a| a.is_ipv6() != prefer_ipv6);
+    if addrs.is_empty() {
+        return Err(ConnectError::NoAddress { host: host.to_owned() });
+    }
+    Ok(addrs)
+}
+
+/// TCP_NODELAY (the proxy forwards what it has at once; Nagle would delay interactive
+/// traffic like VNC input) and keepalive (find dead peers on idle sessions). Failures are
+/// harmless and ignored.
+pub fn tune_tcp(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10));
+    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive);
+}
