@@ -61,11 +61,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Process")]
     pub run_once: bool,
 
-    /// Stop accepting TIMEOUT seconds after start; exit when no session is left (0: never)
+    /// Stop accepting TIMEOUT seconds after start, exit once live sessions end (0: never)
     #[arg(long, value_name = "TIMEOUT", default_value_t = 0, help_heading = "Process")]
     pub timeout: u64,
 
-    /// Exit after IDLE_TIMEOUT seconds without any connection (0: never)
+    /// Exit after IDLE_TIMEOUT seconds without any active connection (0: never)
     #[arg(long, value_name = "IDLE_TIMEOUT", default_value_t = 0, help_heading = "Process")]
     pub idle_timeout: u64,
 

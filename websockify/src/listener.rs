@@ -55,8 +55,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` is cancelled or a configured end (`--timeout`,
-    /// `--idle-timeout`, `--run-once`) arrives; then closes every session with 1001 and
-    /// waits (at most `limits.shutdown_grace`) for them to finish.
+    /// `--idle-timeout`, `--run-once`) arrives. On `shutdown`, every session is closed
+    /// with 1001 and given `limits.shutdown_grace` to finish; on a configured end, live
+    /// sessions run to their natural end (a later `shutdown` still closes them).
     pub async fn run(self, shutdown: CancellationToken) {
         let config = self.config;
         let tracker = TaskTracker::new();
@@ -68,28 +69,16 @@ impl Server {
         let deadline = config.timeout.map(|t| Instant::now() + t);
         let mut idle_since = Instant::now();
 
-        loop {
+        let stop = loop {
             let idle_deadline = match config.idle_timeout {
                 Some(idle) if *active_rx.borrow() == 0 => Some(idle_since + idle),
                 _ => None,
             };
             tokio::select! {
-                () = shutdown.cancelled() => {
-                    tracing::info!("shutting down: stop accepting, closing sessions");
-                    break;
-                }
-                () = sleep_until_opt(deadline) => {
-                    tracing::info!("--timeout reached, shutting down");
-                    break;
-                }
-                () = sleep_until_opt(idle_deadline) => {
-                    tracing::info!("--idle-timeout reached with no session, shutting down");
-                    break;
-                }
-                () = first_session_done.notified(), if config.run_once => {
-                    tracing::info!("--run-once: first session finished, shutting down");
-                    break;
-                }
+                () = shutdown.cancelled() => break Stop::Signal,
+                () = sleep_until_opt(deadline) => break Stop::Timeout,
+                () = sleep_until_opt(idle_deadline) => break Stop::Idle,
+                () = first_session_done.notified(), if config.run_once => break Stop::RunOnce,
                 changed = active_rx.changed() => {
                     if changed.is_ok() && *active_rx.borrow_and_update() == 0 {
                         idle_since = Instant::now();
@@ -120,13 +109,43 @@ impl Server {
                     );
                 }
             }
-        }
+        };
         drop(self.listener);
-        sessions_stop.cancel();
         tracker.close();
+        if stop != Stop::Signal {
+            // Like upstream, whose forked sessions outlive the listener: stop accepting,
+            // let live sessions end on their own, unless a signal asks for more haste.
+            tracing::info!("{}; no longer accepting, exiting when {} session(s) end", stop.describe(), tracker.len());
+            tokio::select! {
+                () = tracker.wait() => return,
+                () = shutdown.cancelled() => {}
+            }
+        }
+        tracing::info!("shutting down: closing {} session(s) with 1001", tracker.len());
+        sessions_stop.cancel();
         let grace = config.limits.shutdown_grace;
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("{} session(s) still open after {grace:?}; dropping them", tracker.len());
+        }
+    }
+}
+
+/// Why the accept loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    Timeout,
+    Idle,
+    RunOnce,
+}
+
+impl Stop {
+    fn describe(&self) -> &'static str {
+        match self {
+            Self::Signal => "shutdown requested",
+            Self::Timeout => "--timeout reached",
+            Self::Idle => "--idle-timeout reached with no session",
+            Self::RunOnce => "--run-once: first session finished",
         }
     }
 }

@@ -1,0 +1,241 @@
+//! Test harness: the real `websockify` binary started on port 0, real TCP/UNIX targets,
+//! and paths to the independent peer clients (Python `websockets`, Node `ws`).
+
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// The repository root (the workspace above this package).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// A running proxy process; killed on drop.
+pub struct Proxy {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Proxy {
+    /// Starts `websockify ARGS` (the listen address in ARGS should use port 0) and waits for
+    /// the "Listen on" line to learn the port.
+    pub fn start(args: &[&str]) -> Proxy {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_websockify"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start websockify");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("Listen on ").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_owned());
+                    }
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let listen = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("websockify did not start: {}", log.lock().unwrap());
+            }
+        };
+        let addr = if let Some(port) = listen.strip_prefix(':') {
+            SocketAddr::from(([127, 0, 0, 1], port.parse().unwrap()))
+        } else {
+            listen.parse().unwrap_or_else(|e| panic!("listen address {listen:?}: {e}"))
+        };
+        Proxy { child, addr, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/websockify", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle` (at most `limit`); panics with the log if not.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(start.elapsed() < limit, "no {needle:?} in the log within {limit:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the proxy binary to completion with `args` (for command-line errors).
+pub fn run_proxy(args: &[&str]) -> (ExitStatus, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_websockify")).args(args).output().expect("run websockify");
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+}
+
+/// A TCP echo server on 127.0.0.1 (or `bind`), one task per connection.
+pub async fn echo_target(bind: &str) -> SocketAddr {
+    let listener = TcpListener::bind(bind).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// What a sink target saw on one connection.
+#[derive(Debug)]
+pub struct Received {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A TCP target that reads each connection to EOF and reports what it got.
+pub async fn sink_target() -> (SocketAddr, mpsc::UnboundedReceiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut sha = Sha256::new();
+                let mut bytes = 0u64;
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sha.update(&buf[..n]);
+                    bytes += n as u64;
+                }
+                let _ = tx.send(Received { bytes, sha256: hex(&sha.finalize()) });
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A TCP target that writes `data` to each connection, then closes it.
+pub async fn source_target(data: Arc<Vec<u8>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let data = data.clone();
+            tokio::spawn(async move {
+                let _ = s.write_all(&data).await;
+                let _ = s.shutdown().await;
+                // Keep reading so the close is a FIN, not a reset.
+                let mut buf = [0u8; 4096];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut v = vec![0u8; n];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The Python interpreter of the peers venv; panics with the set-up command if missing.
+pub fn python() -> PathBuf {
+    let py = repo_root().join(".peers/venv/bin/python");
+    assert!(py.exists(), "Python peers missing: run scripts/peers.sh (the README's test command does)");
+    py
+}
+
+/// Runs a peer client (`python` or `node`) with a scenario; returns its JSON output.
+pub fn peer(kind: &str, url: &str, scenario: &str, opts: &[&str]) -> serde_json::Value {
+    let root = repo_root();
+    let mut cmd = match kind {
+        "python" => {
+            let mut c = Command::new(python());
+            c.arg(root.join("tests/peers/ws_client.py"));
+            c
+        }
+        "node" => {
+            assert!(root.join("tests/node/node_modules/ws").exists(), "Node peers missing: run scripts/peers.sh");
+            let mut c = Command::new("node");
+            c.arg(root.join("tests/node/client.js"));
+            c
+        }
+        other => panic!("unknown peer {other}"),
+    };
+    let out = cmd.arg(url).arg(scenario).args(opts).output().expect("run peer client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!("{kind} {scenario}: bad output {stdout:?} ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr))
+    })
+}
