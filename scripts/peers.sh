@@ -43,11 +43,20 @@ if want node; then
 fi
 
 if want autobahn; then
-    if [ ! -x .peers/venv2/bin/wstest ]; then
+    # Autobahn|Testsuite (wstest) runs on Python 2.7 only; tests/autobahn/run uses it.
+    # The version is pinned so that tests/autobahn/expected-*.json stay comparable.
+    if ! .peers/venv2/bin/wstest -a >/dev/null 2>&1; then
         py2=${PY2:-$HOME/.pyenv/versions/2.7.18/bin/python2.7}
-        "$py2" -m pip install -q virtualenv 2>/dev/null
+        if ! "$py2" -c 'import sys; assert sys.version_info[:2] == (2, 7)' 2>/dev/null; then
+            echo "peers.sh: Autobahn|Testsuite needs Python 2.7: set PY2 (tried $py2)" >&2
+            exit 1
+        fi
+        pipq=(-q --disable-pip-version-check --no-python-version-warning)
+        rm -rf .peers/venv2   # a half-made venv from an interrupted install
+        "$py2" -m virtualenv --version >/dev/null 2>&1 || "$py2" -m pip install "${pipq[@]}" virtualenv
         "$py2" -m virtualenv -q -p "$py2" .peers/venv2
-        .peers/venv2/bin/pip install -q autobahntestsuite
+        .peers/venv2/bin/pip install "${pipq[@]}" autobahntestsuite==25.10.1
+        .peers/venv2/bin/wstest -a >/dev/null
     fi
 fi
 echo "peers ready in $root/.peers" >&2

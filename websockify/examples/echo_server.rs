@@ -30,11 +30,12 @@ async fn serve(mut io: TcpStream) -> std::io::Result<()> {
     io.set_nodelay(true)?;
     let mut buf = BytesMut::new();
     let Ok(request) = http::read_head(&mut io, &mut buf, HeadLimits::default()).await else { return Ok(()) };
-    let accepted = match handshake::accept(&request) {
-        Ok(a) => a,
+    let accepted = match handshake::accept(&request, &buf, false) {
+        Ok(a) if a.framing == handshake::Framing::Rfc6455 => a,
+        Ok(_) => return Ok(()), // Hixie: not what Autobahn tests
         Err(response) => return response.write_to(&mut io).await,
     };
-    accepted.response.write_to(&mut io).await?;
+    io.write_all(&accepted.response).await?;
 
     let mut decoder = Decoder::new(DecoderConfig { max_message: 64 << 20 });
     let mut buf = buf.to_vec();

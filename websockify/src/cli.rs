@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Config, ListenAddr, Target};
+use crate::config::{Config, ListenAddr, Target, TargetTls};
+use crate::tls::{TlsOptions, TlsVersion};
+use crate::web::WebOptions;
 
 /// WebSocket to TCP bridge: a drop-in replacement for Python websockify.
 ///
@@ -40,6 +42,72 @@ pub struct Cli {
     /// Prefer IPv6 when a host name resolves to both families
     #[arg(short = '6', long, help_heading = "Target")]
     pub prefer_ipv6: bool,
+
+    /// Connect to the target over TLS (verified against the system CAs and --target-cafile)
+    #[arg(long, help_heading = "Target")]
+    pub ssl_target: bool,
+
+    /// Extra CA certificates (PEM) trusted for --ssl-target
+    #[arg(long, value_name = "FILE", requires = "ssl_target", help_heading = "Target")]
+    pub target_cafile: Option<PathBuf>,
+
+    /// PEM certificate chain for TLS clients; may also hold the key [default: self.pem]
+    #[arg(long, value_name = "FILE", help_heading = "TLS (clients are detected by their first byte)")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#1, PKCS#8 or SEC1), if not in --cert
+    #[arg(long, value_name = "FILE", help_heading = "TLS (clients are detected by their first byte)")]
+    pub key: Option<PathBuf>,
+
+    /// Password of an encrypted PKCS#8 key (prefer --key-password-file or WEBSOCKIFY_KEY_PASSWORD)
+    #[arg(long, value_name = "PASSWORD", help_heading = "TLS (clients are detected by their first byte)")]
+    pub key_password: Option<String>,
+
+    /// Read the key password from the first line of FILE
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "key_password",
+        help_heading = "TLS (clients are detected by their first byte)"
+    )]
+    pub key_password_file: Option<PathBuf>,
+
+    /// Refuse plain (non-TLS) connections
+    #[arg(long, help_heading = "TLS (clients are detected by their first byte)")]
+    pub ssl_only: bool,
+
+    /// Require clients to present a certificate signed by --cafile (or a system CA)
+    #[arg(long, help_heading = "TLS (clients are detected by their first byte)")]
+    pub verify_client: bool,
+
+    /// CA certificates (PEM) trusted for client certificates (with --verify-client)
+    #[arg(long, value_name = "FILE", help_heading = "TLS (clients are detected by their first byte)")]
+    pub cafile: Option<PathBuf>,
+
+    /// Minimum TLS version: default, tlsv1_1, tlsv1_2, tlsv1_3 (TLS 1.1 is not offered by rustls: means 1.2)
+    #[arg(
+        long,
+        value_name = "VERSION",
+        default_value = "default",
+        help_heading = "TLS (clients are detected by their first byte)"
+    )]
+    pub ssl_version: String,
+
+    /// Allowed cipher suites, OpenSSL or IANA names separated by ':' (TLS 1.3 suites stay unless named)
+    #[arg(long, value_name = "LIST", help_heading = "TLS (clients are detected by their first byte)")]
+    pub ssl_ciphers: Option<String>,
+
+    /// Serve static files from DIR on the same port
+    #[arg(long, value_name = "DIR", help_heading = "Web server")]
+    pub web: Option<PathBuf>,
+
+    /// Serve directory listings where a directory has no index.html (off by default)
+    #[arg(long, requires = "web", help_heading = "Web server")]
+    pub dir_listing: bool,
+
+    /// Never serve directory listings (upstream's spelling; listings are off by default)
+    #[arg(long, requires = "web", help_heading = "Web server")]
+    pub file_only: bool,
 
     /// Verbose (debug) messages
     #[arg(short, long, help_heading = "Logging")]
@@ -92,21 +160,10 @@ const NOT_YET: &[&str] = &[
     "--record",
     "-D",
     "--daemon",
-    "--cert",
-    "--key",
-    "--key-password",
-    "--ssl-only",
-    "--ssl-target",
-    "--verify-client",
-    "--cafile",
-    "--ssl-version",
-    "--ssl-ciphers",
     "--unix-listen",
     "--unix-listen-mode",
     "--inetd",
-    "--web",
     "--web-auth",
-    "--file-only",
     "--wrap-mode",
     "--target-config",
     "--token-plugin",
@@ -161,17 +218,59 @@ where
         Err(e) => {
             // clap explains at length; keep its first line, the one that says what is wrong.
             let text = e.render().to_string();
-            let line = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            return Err(UsageError(format!("{line} (see --help)")));
+            let line: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.trim_start().starts_with("tip:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = line.join(" ");
+            return Err(UsageError(format!("{} (see --help)", line.trim_start_matches("error: "))));
         }
     };
     cli.into_config()
 }
 
 impl Cli {
+    /// TLS is on when a certificate is named, required, or the default `self.pem` exists.
+    fn tls_options(&self, notices: &mut Vec<String>) -> Result<Option<TlsOptions>, UsageError> {
+        let min_version = TlsVersion::parse(&self.ssl_version).ok_or_else(|| {
+            UsageError(format!("--ssl-version {:?}: expected default, tlsv1_1, tlsv1_2 or tlsv1_3", self.ssl_version))
+        })?;
+        if min_version == TlsVersion::Tls11 {
+            notices.push("--ssl-version tlsv1_1: TLS 1.1 is not offered (rustls implements 1.2 and 1.3)".to_owned());
+        }
+        if self.cafile.is_some() && !self.verify_client {
+            notices.push("--cafile has no effect without --verify-client".to_owned());
+        }
+        let cert = self.cert.clone().unwrap_or_else(|| PathBuf::from("self.pem"));
+        let wanted = self.cert.is_some() || self.key.is_some() || self.ssl_only || self.verify_client || cert.exists();
+        if !wanted {
+            return Ok(None);
+        }
+        let key_password = match (&self.key_password, &self.key_password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| UsageError(format!("--key-password-file {}: {e}", file.display())))?;
+                Some(text.lines().next().unwrap_or_default().to_owned())
+            }
+            (None, None) => std::env::var("WEBSOCKIFY_KEY_PASSWORD").ok(),
+        };
+        Ok(Some(TlsOptions {
+            cert,
+            key: self.key.clone(),
+            key_password,
+            min_version,
+            ciphers: self.ssl_ciphers.clone(),
+            verify_client: self.verify_client,
+            cafile: self.cafile.clone(),
+        }))
+    }
+
     fn into_config(self) -> Result<Parsed, UsageError> {
         let listen = ListenAddr::parse(&self.listen).map_err(|e| UsageError(format!("listen address: {e}")))?;
-        let target = match (self.target, self.unix_target) {
+        let target = match (self.target.clone(), self.unix_target.clone()) {
             (Some(_), Some(_)) => {
                 return Err(UsageError("give either target_addr:target_port or --unix-target, not both".into()));
             }
@@ -188,6 +287,15 @@ impl Cli {
             return Err(UsageError("--handshake-timeout must be at least 1 second".into()));
         }
         let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
+        let mut notices = Vec::new();
+        let tls = self.tls_options(&mut notices)?;
+        let web = match &self.web {
+            Some(dir) => Some(
+                WebOptions::new(dir, self.dir_listing && !self.file_only)
+                    .map_err(|e| UsageError(format!("--web {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
         let mut config = Config::new(listen, target);
         config.prefer_ipv6 = self.prefer_ipv6;
         config.traffic = self.traffic;
@@ -197,7 +305,10 @@ impl Cli {
         config.idle_timeout = secs(self.idle_timeout);
         config.limits.decoder.max_message = self.max_message_size;
         config.limits.head.timeout = Duration::from_secs(self.handshake_timeout);
-        let mut notices = Vec::new();
+        config.tls = tls;
+        config.ssl_only = self.ssl_only;
+        config.target_tls = self.ssl_target.then(|| TargetTls { cafile: self.target_cafile.clone() });
+        config.web = web;
         if self.libserver {
             notices.push("--libserver has no meaning here and is ignored".to_owned());
         }
@@ -243,8 +354,10 @@ mod tests {
             (&["6080", "h:1", "--unix-target", "/x"], "not both"),
             (&["http", "h:1"], "listen address"),
             (&["6080", "h"], "target address"),
-            (&["6080", "h:1", "--web", "."], "--web is an upstream option"),
-            (&["6080", "h:1", "--cert=x.pem"], "--cert is an upstream option"),
+            (&["6080", "h:1", "--web-auth"], "--web-auth is an upstream option"),
+            (&["6080", "h:1", "--web", "/nonexistent-dir"], "--web /nonexistent-dir"),
+            (&["6080", "h:1", "--ssl-version", "sslv3"], "--ssl-version"),
+            (&["6080", "h:1", "--dir-listing"], "--web"),
             (&["6080", "h:1", "--bogus"], "--bogus"),
             (&["6080", "h:1", "--heartbeat", "x"], "invalid value"),
         ] {

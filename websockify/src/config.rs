@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::HeadLimits;
+use crate::tls::TlsOptions;
+use crate::web::WebOptions;
 use crate::ws::DecoderConfig;
 
 /// Everything a [`crate::Server`] needs.
@@ -25,7 +27,22 @@ pub struct Config {
     pub timeout: Option<Duration>,
     /// Exit after this long with no session (`--idle-timeout`).
     pub idle_timeout: Option<Duration>,
+    /// TLS for clients, found by sniffing; `None` serves plain connections only.
+    pub tls: Option<TlsOptions>,
+    /// Refuse plain (non-TLS) connections (`--ssl-only`).
+    pub ssl_only: bool,
+    /// Connect to the target over TLS (`--ssl-target`), trusting the system roots and
+    /// this extra CA file.
+    pub target_tls: Option<TargetTls>,
+    /// Serve static files on the same port (`--web`).
+    pub web: Option<WebOptions>,
     pub limits: Limits,
+}
+
+/// `--ssl-target` settings.
+#[derive(Clone, Debug, Default)]
+pub struct TargetTls {
+    pub cafile: Option<PathBuf>,
 }
 
 impl Config {
@@ -40,6 +57,10 @@ impl Config {
             run_once: false,
             timeout: None,
             idle_timeout: None,
+            tls: None,
+            ssl_only: false,
+            target_tls: None,
+            web: None,
             limits: Limits::default(),
         }
     }
@@ -50,8 +71,10 @@ impl Config {
 pub struct Limits {
     pub head: HeadLimits,
     pub decoder: DecoderConfig,
-    /// Time allowed to connect to the target.
+    /// Time allowed to connect to the target (including its TLS handshake).
     pub connect_timeout: Duration,
+    /// Time allowed for a client's TLS handshake.
+    pub tls_handshake_timeout: Duration,
     /// Time allowed for the client to answer our close frame.
     pub close_timeout: Duration,
     /// On shutdown, time allowed for sessions to finish their close handshakes.
@@ -64,6 +87,7 @@ impl Default for Limits {
             head: HeadLimits::default(),
             decoder: DecoderConfig::default(),
             connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
         }

@@ -1,85 +1,217 @@
-//! One client connection, from accept to close: read the request head, answer plain HTTP
-//! or validate the WebSocket handshake, connect to the target, then relay.
+//! One client connection, from accept to close: sniff what it is (TLS, Flash policy or
+//! HTTP), unwrap TLS, read request heads, serve static files or validate the WebSocket
+//! handshake, connect to the target, then relay.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::handshake::{self, RequestKind};
-use crate::http::{self, Response};
+use crate::http::{self, Request, Response};
 use crate::relay::{self, End, RelayConfig};
+use crate::sniff::{self, Kind};
+use crate::stream::{Rewind, Split};
 use crate::target::{self, TargetStream};
+use crate::tls::TlsServer;
+use crate::web;
 use crate::ws::{ControlFrame, close_code};
+
+/// What every connection shares.
+pub struct Context {
+    pub config: Arc<Config>,
+    /// The loaded TLS configuration, if any (reloadable).
+    pub tls: Option<Arc<TlsServer>>,
+    /// The client side for `--ssl-target`.
+    pub target_tls: Option<TlsConnector>,
+    /// Cancelled when the server shuts down: sessions close with 1001.
+    pub shutdown: CancellationToken,
+}
 
 /// What a connection turned out to be, for the accept loop (`--run-once` counts sessions).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// A WebSocket handshake was accepted (whether or not the target could be reached).
     Session,
-    /// Anything else: a refused or non-WebSocket request, or a client that went away.
+    /// Anything else: static files, refused or malformed requests, clients that left.
     NotSession,
 }
 
 /// Serves one accepted connection. Logs its own events; never fails the caller.
-pub async fn serve(mut client: TcpStream, config: Arc<Config>, shutdown: CancellationToken) -> Outcome {
+pub async fn serve(mut client: TcpStream, ctx: Arc<Context>) -> Outcome {
     target::tune_tcp(&client);
-    let mut buf = BytesMut::new();
-    let request = match http::read_head(&mut client, &mut buf, config.limits.head).await {
-        Ok(request) => request,
+    let limits = ctx.config.limits;
+    let kind = match sniff::sniff(&mut client, limits.head.timeout).await {
+        Ok(kind) => kind,
         Err(e) => {
-            match e.status() {
-                Some(status) => {
-                    tracing::info!("bad request: {e}");
-                    let _ = Response::error(status, capitalise(&e.to_string())).write_to(&mut client).await;
-                }
-                None => tracing::debug!("no request: {e}"),
-            }
+            tracing::debug!("dropped: {e}");
             return Outcome::NotSession;
         }
     };
-    tracing::debug!(method = %request.method, path = %request.target, "request");
-    if handshake::classify(&request) == RequestKind::Http {
-        tracing::info!("{} {}: 405, plain HTTP is not served", request.method, request.target);
-        let response = Response::error(405, "Method Not Allowed: this is a WebSocket proxy; it serves no plain HTTP")
-            .with_header("Allow", "GET (WebSocket upgrade)");
-        let _ = response.write_to(&mut client).await;
-        return Outcome::NotSession;
+    match kind {
+        Kind::FlashPolicy => {
+            tracing::info!("Flash policy request answered");
+            let _ = client.write_all(sniff::POLICY_RESPONSE).await;
+            let _ = client.shutdown().await;
+            Outcome::NotSession
+        }
+        Kind::Tls(prefix) => {
+            let Some(tls) = &ctx.tls else {
+                tracing::info!("TLS connection refused: no certificate loaded (see --cert)");
+                return Outcome::NotSession;
+            };
+            let io = Rewind::new(prefix.freeze(), client);
+            let stream = match tokio::time::timeout(limits.tls_handshake_timeout, tls.acceptor().accept(io)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::info!("TLS handshake failed: {e}");
+                    return Outcome::NotSession;
+                }
+                Err(_) => {
+                    tracing::info!("TLS handshake not complete within {:?}", limits.tls_handshake_timeout);
+                    return Outcome::NotSession;
+                }
+            };
+            tracing::debug!("TLS established");
+            serve_http(stream, BytesMut::new(), true, &ctx).await
+        }
+        Kind::Http(buf) => {
+            if ctx.config.ssl_only {
+                tracing::info!("plain connection refused: --ssl-only");
+                let _ = Response::error(403, "This server accepts only TLS connections (https://, wss://)")
+                    .write_to(&mut client)
+                    .await;
+                return Outcome::NotSession;
+            }
+            serve_http(client, buf, false, &ctx).await
+        }
     }
-    let accepted = match handshake::accept(&request) {
+}
+
+/// Reads request heads on a (possibly TLS) connection: serves files while the client keeps
+/// the connection alive, until a WebSocket upgrade takes it over.
+async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, secure: bool, ctx: &Context) -> Outcome {
+    let config = &ctx.config;
+    loop {
+        let request = match http::read_head(&mut io, &mut buf, config.limits.head).await {
+            Ok(request) => request,
+            Err(e) => {
+                match e.status() {
+                    Some(status) => {
+                        tracing::info!("bad request: {e}");
+                        let _ = Response::error(status, capitalise(&e.to_string())).write_to(&mut io).await;
+                    }
+                    None => tracing::debug!("no request: {e}"),
+                }
+                return Outcome::NotSession;
+            }
+        };
+        tracing::debug!(method = %request.method, path = %request.target, "request");
+        if handshake::classify(&request) == RequestKind::WebSocket {
+            return websocket(io, request, buf, secure, ctx).await;
+        }
+        let Some(web) = &config.web else {
+            tracing::info!("{} {}: 405, plain HTTP is not served (no --web)", request.method, request.target);
+            let response =
+                Response::error(405, "Method Not Allowed: this is a WebSocket proxy; it serves no plain HTTP")
+                    .with_header("Allow", "GET (WebSocket upgrade)");
+            let _ = response.write_to(&mut io).await;
+            return Outcome::NotSession;
+        };
+        match web::serve(&mut io, &request, web).await {
+            Ok(true) => tracing::debug!("{} {} served", request.method, request.target),
+            Ok(false) => {
+                let _ = io.shutdown().await;
+                return Outcome::NotSession;
+            }
+            Err(e) => {
+                tracing::debug!("{} {}: {e}", request.method, request.target);
+                return Outcome::NotSession;
+            }
+        }
+    }
+}
+
+/// The WebSocket part: handshake, target, relay.
+async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, secure: bool, ctx: &Context) -> Outcome {
+    let config = &ctx.config;
+    // Hixie-76 sends 8 bytes after its head; wait for them within the head deadline.
+    let needed = handshake::body_needed(&request);
+    if buf.len() < needed {
+        let read = async {
+            while buf.len() < needed {
+                if io.read_buf(&mut buf).await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        if !matches!(tokio::time::timeout(config.limits.head.timeout, read).await, Ok(Ok(()))) {
+            tracing::info!("Hixie-76 handshake without its 8-byte key");
+            return Outcome::NotSession;
+        }
+    }
+    let accepted = match handshake::accept(&request, &buf, secure) {
         Ok(accepted) => accepted,
         Err(response) => {
             tracing::info!("handshake refused: {} {}", response.status, response.body.trim_end());
-            let _ = response.write_to(&mut client).await;
+            let _ = response.write_to(&mut io).await;
             return Outcome::NotSession;
         }
     };
+    let _ = buf.split_to(accepted.consumed);
 
     let started = Instant::now();
-    let target = match target::connect(&config.target, config.prefer_ipv6, config.limits.connect_timeout).await {
+    let target = match target::connect(
+        &config.target,
+        config.prefer_ipv6,
+        ctx.target_tls.as_ref(),
+        config.limits.connect_timeout,
+    )
+    .await
+    {
         Ok(target) => target,
         Err(e) => {
             // The client gets a WebSocket close with a reason it can show, not an HTTP error
             // a browser would hide from the page.
             tracing::error!("failed to connect to {}: {e}", config.target);
-            let _ = accepted.response.write_to(&mut client).await;
-            let close = ControlFrame::close(Some(close_code::INTERNAL_ERROR), "Failed to connect to downstream server");
-            let _ = client.write_all(close.as_bytes()).await;
-            let _ = client.shutdown().await;
+            let _ = io.write_all(&accepted.response).await;
+            if accepted.framing == handshake::Framing::Rfc6455 {
+                let close =
+                    ControlFrame::close(Some(close_code::INTERNAL_ERROR), "Failed to connect to downstream server");
+                let _ = io.write_all(close.as_bytes()).await;
+            } else {
+                let _ = io.write_all(&crate::hixie::CLOSE).await;
+            }
+            let _ = io.shutdown().await;
             return Outcome::Session;
         }
     };
-    if let Err(e) = accepted.response.write_to(&mut client).await {
+    if let Err(e) = async {
+        io.write_all(&accepted.response).await?;
+        io.flush().await
+    }
+    .await
+    {
         tracing::info!("client left during the handshake: {e}");
         return Outcome::Session;
     }
-    tracing::info!("{} WebSocket session to {} ({})", accepted.encoding.name(), config.target, request.target);
+    let scheme = if secure { "wss" } else { "ws" };
+    let draft = if accepted.framing == handshake::Framing::Hixie { " Hixie" } else { "" };
+    tracing::info!(
+        "{}{draft} WebSocket session over {scheme}:// to {} ({})",
+        accepted.encoding.name(),
+        config.target,
+        request.target
+    );
 
     let relay_config = RelayConfig {
+        framing: accepted.framing,
         encoding: accepted.encoding,
         decoder: config.limits.decoder,
         heartbeat: config.heartbeat,
@@ -87,26 +219,32 @@ pub async fn serve(mut client: TcpStream, config: Arc<Config>, shutdown: Cancell
         traffic: config.traffic,
     };
     let pending = buf.to_vec();
-    let (cr, cw) = client.split();
     let (end, counts) = match target {
-        TargetStream::Tcp(mut t) => {
-            let (tr, tw) = t.split();
-            relay::run(cr, cw, pending, tr, tw, &relay_config, &shutdown).await
-        }
-        TargetStream::Unix(mut t) => {
-            let (tr, tw) = t.split();
-            relay::run(cr, cw, pending, tr, tw, &relay_config, &shutdown).await
-        }
+        TargetStream::Tcp(t) => relay_with(io, pending, t, &relay_config, &ctx.shutdown).await,
+        TargetStream::Unix(t) => relay_with(io, pending, t, &relay_config, &ctx.shutdown).await,
+        TargetStream::Tls(t) => relay_with(io, pending, *t, &relay_config, &ctx.shutdown).await,
     };
-    let how = describe(&end);
     tracing::info!(
         to_target = counts.to_target,
         to_client = counts.to_client,
         secs = format_args!("{:.3}", started.elapsed().as_secs_f64()),
         close_code = end.close_code(),
-        "session closed: {how}"
+        "session closed: {}",
+        describe(&end)
     );
     Outcome::Session
+}
+
+async fn relay_with<C: Split, T: Split>(
+    mut client: C,
+    pending: Vec<u8>,
+    mut target: T,
+    config: &RelayConfig,
+    shutdown: &CancellationToken,
+) -> (End, relay::Counts) {
+    let (cr, cw) = client.split_io();
+    let (tr, tw) = target.split_io();
+    relay::run(cr, cw, pending, tr, tw, config, shutdown).await
 }
 
 fn describe(end: &End) -> String {

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha1::{Digest, Sha1};
 
 use crate::encoding::Encoding;
+use crate::hixie::{self, Draft};
 use crate::http::{Request, Response};
 
 /// The GUID of RFC 6455 §1.3, appended to the client's key to form the accept value.
@@ -28,15 +29,43 @@ pub fn classify(req: &Request) -> RequestKind {
     if req.has_token("Upgrade", "websocket") { RequestKind::WebSocket } else { RequestKind::Http }
 }
 
-/// An accepted handshake: the session's encoding and the 101 response to send.
+/// The framing a session uses on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Rfc6455,
+    /// Hixie-75/76: `0x00 text 0xFF` frames, always base64.
+    Hixie,
+}
+
+/// An accepted handshake: how the session talks, and the 101 response to send.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Accepted {
     pub encoding: Encoding,
-    pub response: Response,
+    pub framing: Framing,
+    /// The complete 101 response (for Hixie-76 including the challenge answer).
+    pub response: Vec<u8>,
+    /// Bytes of `body` the handshake used (Hixie-76's key3).
+    pub consumed: usize,
 }
 
-/// Validates a WebSocket upgrade request. An `Err` is the response that refuses it.
-pub fn accept(req: &Request) -> Result<Accepted, Response> {
+/// How many bytes after the head a handshake needs before [`accept`] can decide (the
+/// 8-byte key3 of Hixie-76).
+pub fn body_needed(req: &Request) -> usize {
+    if hixie::draft_of(req) == Some(Draft::Hixie76) { hixie::KEY3_LEN } else { 0 }
+}
+
+/// Validates a WebSocket upgrade request. `body` holds the bytes that followed the head;
+/// `secure` says whether the connection is TLS (for Hixie's Location). An `Err` is the
+/// response that refuses it.
+pub fn accept(req: &Request, body: &[u8], secure: bool) -> Result<Accepted, Response> {
+    if let Some(draft) = hixie::draft_of(req) {
+        if req.method != "GET" {
+            return Err(Response::error(405, "WebSocket upgrade requires GET").with_header("Allow", "GET"));
+        }
+        let response = hixie::response(req, draft, body, secure).map_err(|e| Response::error(400, e))?;
+        let consumed = body_needed(req);
+        return Ok(Accepted { encoding: Encoding::Base64, framing: Framing::Hixie, response, consumed });
+    }
     if req.method != "GET" {
         return Err(Response::error(405, format!("WebSocket upgrade requires GET, not {}", req.method))
             .with_header("Allow", "GET"));
@@ -74,7 +103,7 @@ pub fn accept(req: &Request) -> Result<Accepted, Response> {
     if let Some(protocol) = protocol {
         response = response.with_header("Sec-WebSocket-Protocol", protocol);
     }
-    Ok(Accepted { encoding, response })
+    Ok(Accepted { encoding, framing: Framing::Rfc6455, response: response.to_bytes(), consumed: 0 })
 }
 
 /// Picks the session encoding from `Sec-WebSocket-Protocol`: `binary` preferred, then
@@ -121,6 +150,16 @@ mod tests {
         r.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
+    /// A header of an accepted handshake's 101 response.
+    fn header_101(a: &Accepted, name: &str) -> Option<String> {
+        let text = String::from_utf8(a.response.clone()).unwrap();
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+    }
+
+    fn accept(req: &Request) -> Result<Accepted, Response> {
+        super::accept(req, b"", false)
+    }
+
     #[test]
     fn rfc6455_accept_key_example() {
         assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
@@ -130,8 +169,9 @@ mod tests {
     fn accepts_versions_13_8_7() {
         for v in ["13", "8", "7"] {
             let ok = accept(&request(&format!("Sec-WebSocket-Version: {v}\r\n"))).unwrap();
-            assert_eq!(ok.response.status, 101);
-            assert_eq!(header(&ok.response, "Sec-WebSocket-Accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+            assert!(ok.response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+            assert_eq!(header_101(&ok, "Sec-WebSocket-Accept").as_deref(), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+            assert_eq!(ok.framing, Framing::Rfc6455);
         }
     }
 
@@ -164,7 +204,7 @@ mod tests {
             match (got, want) {
                 (Ok(a), Ok((enc, proto))) => {
                     assert_eq!(a.encoding, enc, "{extra}");
-                    assert_eq!(header(&a.response, "Sec-WebSocket-Protocol"), proto, "{extra}");
+                    assert_eq!(header_101(&a, "Sec-WebSocket-Protocol").as_deref(), proto, "{extra}");
                 }
                 (Err(r), Err(())) => {
                     assert_eq!(r.status, 400);

@@ -4,13 +4,17 @@
 //!
 //! 1. [`listener`] accepts it and spawns a task for it (one task per connection, owned by
 //!    a task tracker so none outlives shutdown).
-//! 2. [`connection`] drives it: [`http`] reads the request head under size and time
-//!    limits; plain HTTP is answered there.
-//! 3. [`handshake`] validates the RFC 6455 upgrade and picks the [`encoding`] (`binary` or
-//!    `base64`) from the offered subprotocols, or produces the precise HTTP error.
-//! 4. [`target`] connects to where the session goes (TCP or UNIX socket); if it cannot,
+//! 2. [`connection`] drives it. [`sniff`] reads its first bytes: a Flash policy request is
+//!    answered there; TLS is unwrapped by [`tls`] (the sniffed bytes replayed through
+//!    [`stream::Rewind`]); anything else is HTTP.
+//! 3. [`http`] reads request heads under size and time limits. Plain requests go to the
+//!    static file server in [`web`] (keep-alive: several per connection).
+//! 4. [`handshake`] validates the RFC 6455 upgrade (or a Hixie-75/76 one, [`hixie`]) and
+//!    picks the [`encoding`] (`binary` or `base64`) from the offered subprotocols, or
+//!    produces the precise HTTP error.
+//! 5. [`target`] connects to where the session goes (TCP or UNIX socket); if it cannot,
 //!    the client gets a 101 and then close 1011.
-//! 5. [`relay`] moves bytes both ways until either side ends: client frames are parsed and
+//! 6. [`relay`] moves bytes both ways until either side ends: client frames are parsed and
 //!    unmasked in place by the sans-IO codec in [`ws`], target bytes are framed with no
 //!    copy. It performs the close handshake and reports how the session ended.
 //!
@@ -38,10 +42,15 @@ pub mod config;
 pub mod connection;
 pub mod encoding;
 pub mod handshake;
+pub mod hixie;
 pub mod http;
 pub mod listener;
 pub mod relay;
+pub mod sniff;
+pub mod stream;
 pub mod target;
+pub mod tls;
+pub mod web;
 pub mod ws;
 
 pub use config::{Config, Limits, ListenAddr, Target};

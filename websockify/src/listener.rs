@@ -16,18 +16,26 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::config::{Config, ListenAddr};
-use crate::connection::{self, Outcome};
+use crate::connection::{self, Context, Outcome};
 use crate::target;
+use crate::tls::{self, TlsError, TlsServer};
 
 /// Pending connections the kernel queues for us.
 const BACKLOG: i32 = 1024;
 /// Pause after an accept error (EMFILE and friends) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often certificate files are checked for changes.
+const CERT_POLL: Duration = Duration::from_secs(2);
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listener: TcpListener,
     config: Arc<Config>,
+    tls: Option<Arc<TlsServer>>,
+    target_tls: Option<tokio_rustls::TlsConnector>,
+    reload: Arc<Notify>,
+    /// Problems found at start that did not stop it (shown with the settings).
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +44,76 @@ pub enum BindError {
     Resolve { addr: String, source: io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: io::Error },
+    #[error("TLS is required (--ssl-only) but the certificate cannot be used: {0}")]
+    TlsRequired(TlsError),
+    #[error("--ssl-target: {0}")]
+    TargetTls(TlsError),
 }
 
 impl Server {
-    /// Binds the listening socket described by `config.listen`.
+    /// Loads certificates and binds the listening socket described by `config.listen`.
+    ///
+    /// A certificate that cannot be used is an error with `--ssl-only` and a warning
+    /// otherwise (the server then serves plain connections only).
     pub async fn bind(config: Config) -> Result<Self, BindError> {
+        let mut warnings = Vec::new();
+        let tls = match &config.tls {
+            None => None,
+            Some(options) => match TlsServer::load(options.clone()) {
+                Ok(tls) => Some(Arc::new(tls)),
+                Err(e) if config.ssl_only => return Err(BindError::TlsRequired(e)),
+                Err(e) => {
+                    warnings.push(format!("TLS disabled: {e}"));
+                    None
+                }
+            },
+        };
+        let target_tls = match &config.target_tls {
+            Some(t) => Some(tls::connector(t.cafile.as_deref()).map_err(BindError::TargetTls)?),
+            None => None,
+        };
         let listener = bind(&config.listen, config.prefer_ipv6).await?;
-        Ok(Self { listener, config: Arc::new(config) })
+        Ok(Self { listener, config: Arc::new(config), tls, target_tls, reload: Arc::new(Notify::new()), warnings })
+    }
+
+    /// A handle that makes the running server reload what can be reloaded (certificates);
+    /// the binary notifies it on SIGHUP.
+    pub fn reload_handle(&self) -> Arc<Notify> {
+        self.reload.clone()
+    }
+
+    /// The settings summary upstream prints at start, with the address actually bound.
+    pub fn settings(&self) -> Vec<String> {
+        let config = &self.config;
+        let listen = match (&config.listen.host, self.listener.local_addr()) {
+            (None, Ok(bound)) => format!(":{}", bound.port()),
+            (Some(_), Ok(bound)) => bound.to_string(),
+            (_, Err(_)) => config.listen.to_string(),
+        };
+        let mut lines = vec!["WebSocket server settings:".to_owned(), format!("  - Listen on {listen}")];
+        lines.push("  - Flash security policy server".to_owned());
+        if let Some(web) = &config.web {
+            let listings = if web.listings { "" } else { " (no directory listings)" };
+            lines.push(format!("  - Web server{listings}. Web root: {}", web.root.display()));
+        }
+        match &self.tls {
+            Some(_) => {
+                lines.push("  - SSL/TLS support".to_owned());
+                if config.ssl_only {
+                    lines.push("  - Deny non-SSL/TLS connections".to_owned());
+                }
+            }
+            None => lines.push("  - No SSL/TLS support (no cert file)".to_owned()),
+        }
+        let using = if config.target_tls.is_some() { " (using SSL)" } else { "" };
+        match &config.target {
+            crate::Target::Unix(path) => lines.push(format!("  - proxying from {listen} to {}{using}", path.display())),
+            target => lines.push(format!("  - proxying from {listen} to {target}{using}")),
+        }
+        for w in &self.warnings {
+            lines.push(format!("  ! {w}"));
+        }
+        lines
     }
 
     /// The address actually bound (useful with port 0).
@@ -59,9 +130,17 @@ impl Server {
     /// with 1001 and given `limits.shutdown_grace` to finish; on a configured end, live
     /// sessions run to their natural end (a later `shutdown` still closes them).
     pub async fn run(self, shutdown: CancellationToken) {
-        let config = self.config;
+        let config = self.config.clone();
+        let ctx = Arc::new(Context {
+            config: config.clone(),
+            tls: self.tls.clone(),
+            target_tls: self.target_tls.clone(),
+            shutdown: CancellationToken::new(),
+        });
+        let sessions_stop = ctx.shutdown.clone();
+        let mut cert_poll = tokio::time::interval(CERT_POLL);
+        cert_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let tracker = TaskTracker::new();
-        let sessions_stop = CancellationToken::new();
         let (active_tx, mut active_rx) = watch::channel(0usize);
         let active_tx = Arc::new(active_tx);
         let first_session_done = Arc::new(Notify::new());
@@ -79,6 +158,8 @@ impl Server {
                 () = sleep_until_opt(deadline) => break Stop::Timeout,
                 () = sleep_until_opt(idle_deadline) => break Stop::Idle,
                 () = first_session_done.notified(), if config.run_once => break Stop::RunOnce,
+                () = self.reload.notified() => reload_tls(self.tls.as_deref(), true),
+                _ = cert_poll.tick(), if self.tls.is_some() => reload_tls(self.tls.as_deref(), false),
                 changed = active_rx.changed() => {
                     if changed.is_ok() && *active_rx.borrow_and_update() == 0 {
                         idle_since = Instant::now();
@@ -96,11 +177,11 @@ impl Server {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     let span = tracing::info_span!("conn", id, peer = %peer);
                     let guard = ActiveGuard::new(active_tx.clone());
-                    let (config, stop, done) = (config.clone(), sessions_stop.clone(), first_session_done.clone());
+                    let (ctx, done) = (ctx.clone(), first_session_done.clone());
                     tracker.spawn(
                         async move {
                             tracing::debug!("accepted");
-                            if connection::serve(stream, config, stop).await == Outcome::Session {
+                            if connection::serve(stream, ctx).await == Outcome::Session {
                                 done.notify_one();
                             }
                             drop(guard);
@@ -147,6 +228,23 @@ impl Stop {
             Self::Idle => "--idle-timeout reached with no session",
             Self::RunOnce => "--run-once: first session finished",
         }
+    }
+}
+
+/// Reloads the certificates: always when asked (SIGHUP), else only if the files changed.
+/// A failed reload keeps the previous certificate in use.
+fn reload_tls(tls: Option<&TlsServer>, forced: bool) {
+    let Some(tls) = tls else {
+        if forced {
+            tracing::info!("reload requested: nothing to reload");
+        }
+        return;
+    };
+    let result = if forced { tls.reload().map(|()| true) } else { tls.reload_if_changed() };
+    match result {
+        Ok(true) => tracing::info!("TLS certificate reloaded from {}", tls.options().cert.display()),
+        Ok(false) => {}
+        Err(e) => tracing::error!("TLS certificate reload failed, keeping the previous one: {e}"),
     }
 }
 

@@ -4,9 +4,12 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use websockify::cli::{self, LogOptions, Parsed};
-use websockify::{Config, Server, Target};
+use websockify::{Config, Server};
 
 fn main() -> ExitCode {
     let (config, log) = match cli::parse(std::env::args_os()) {
@@ -48,41 +51,34 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
-    print_settings(&server)?;
+    for line in server.settings() {
+        tracing::info!("{line}");
+    }
     let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(watch_signals(shutdown.clone(), server.reload_handle()));
     server.run(shutdown).await;
     Ok(())
 }
 
-/// The settings summary upstream prints at start, with the address actually bound.
-fn print_settings(server: &Server) -> anyhow::Result<()> {
-    let config = server.config();
-    let bound = server.local_addr()?;
-    let listen = match &config.listen.host {
-        None => format!(":{}", bound.port()),
-        Some(_) => bound.to_string(),
-    };
-    tracing::info!("WebSocket server settings:");
-    tracing::info!("  - Listen on {listen}");
-    tracing::info!("  - No SSL/TLS support (no cert file)");
-    match &config.target {
-        Target::Unix(path) => tracing::info!("  - proxying from {listen} to {}", path.display()),
-        target => tracing::info!("  - proxying from {listen} to {target}"),
-    }
-    Ok(())
-}
-
-/// SIGINT/SIGTERM: graceful shutdown (sessions get 1001). A second signal exits at once.
-async fn watch_signals(shutdown: CancellationToken) {
+/// SIGINT/SIGTERM: graceful shutdown (sessions get 1001); a second one exits at once.
+/// SIGHUP: reload certificates.
+async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    let name = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+    let name = loop {
+        tokio::select! {
+            _ = int.recv() => break "SIGINT",
+            _ = term.recv() => break "SIGTERM",
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received, reloading");
+                reload.notify_one();
+            }
+        }
     };
     tracing::info!("{name} received, shutting down");
     shutdown.cancel();

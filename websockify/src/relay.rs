@@ -24,8 +24,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::encoding::{Base64Decoder, Encoding, encode_base64, encoded_len};
+use crate::handshake::Framing;
+use crate::hixie::{self, HixieDecoder};
 use crate::ws::{
-    ControlFrame, Decoder, DecoderConfig, Event, MAX_SERVER_HEADER, OpCode, close_code, encode_header_before,
+    ControlFrame, Decoder, DecoderConfig, Event, MAX_SERVER_HEADER, OpCode, ProtocolError, close_code,
+    encode_header_before,
 };
 
 /// Read buffers start this small (an idle session costs little) and double, up to
@@ -39,6 +42,7 @@ const DIRECT_WRITE: usize = 8 * 1024;
 /// What the relay needs to know about the session.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
+    pub framing: Framing,
     pub encoding: Encoding,
     pub decoder: DecoderConfig,
     /// Send a ping this often.
@@ -159,8 +163,9 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
     /// Runs until the client's close frame, a protocol error or the end of the client's
     /// connection.
     async fn run(mut self, mut buf: Vec<u8>) {
-        let mut decoder = Decoder::new(self.config.decoder);
+        let mut decoder = FrameDecoder::new(self.config);
         let mut base64 = (self.config.encoding == Encoding::Base64).then(|| (Base64Decoder::default(), Vec::new()));
+        let mut held = Vec::new();
         // Once the target refuses writes, client data is dropped but frames are still
         // decoded, so that the close handshake can finish.
         let mut target_ok = true;
@@ -183,6 +188,18 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
                         if let Some((decoder, out)) = base64.as_mut().filter(|_| text) {
                             if let Err(e) = decoder.feed(&buf[start..end], last, out) {
                                 break Step::Fail(close_code::INVALID_PAYLOAD, e.to_string());
+                            }
+                        } else if text {
+                            // A text message reaches the target only once all of it has proved
+                            // to be UTF-8: the target never sees part of a message that is then
+                            // refused with 1007. Held up to the message size limit.
+                            held.extend_from_slice(&buf[start..end]);
+                            if last {
+                                self.write(&buf[..gathered], &mut target_ok).await;
+                                gathered = 0;
+                                self.write(&held, &mut target_ok).await;
+                                held.clear();
+                                held.shrink_to(MIN_BUF);
                             }
                         } else if end - start >= DIRECT_WRITE {
                             self.write(&buf[..gathered], &mut target_ok).await;
@@ -286,6 +303,28 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
     }
 }
 
+/// The client-side frame decoder of the session's framing.
+enum FrameDecoder {
+    Rfc6455(Decoder),
+    Hixie(HixieDecoder),
+}
+
+impl FrameDecoder {
+    fn new(config: &RelayConfig) -> Self {
+        match config.framing {
+            Framing::Rfc6455 => Self::Rfc6455(Decoder::new(config.decoder)),
+            Framing::Hixie => Self::Hixie(HixieDecoder::new(config.decoder.max_message)),
+        }
+    }
+
+    fn decode(&mut self, buf: &mut [u8]) -> Result<(Event, usize), ProtocolError> {
+        match self {
+            Self::Rfc6455(d) => d.decode(buf),
+            Self::Hixie(d) => d.decode(buf),
+        }
+    }
+}
+
 enum Step {
     Read,
     Close(Option<u16>, String),
@@ -312,7 +351,9 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
         // `buf[..MAX_SERVER_HEADER]` is room for the frame header; target bytes follow.
         let mut buf = vec![0u8; MAX_SERVER_HEADER + MIN_BUF];
         let mut encoded = Vec::new();
-        let mut heartbeat = self.config.heartbeat.map(|period| {
+        // Hixie has no ping.
+        let heartbeat_period = self.config.heartbeat.filter(|_| self.config.framing == Framing::Rfc6455);
+        let mut heartbeat = heartbeat_period.map(|period| {
             let mut t = tokio::time::interval_at(Instant::now() + period, period);
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
             t
@@ -335,14 +376,14 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
                             Some((end, _)) => self.finish(end.acknowledged()).await,
                             None => {
                                 // Echo the client's status code (RFC 6455 §5.5.1).
-                                let _ = self.send(ControlFrame::close(code, &reason).as_bytes()).await;
+                                let _ = self.send_close(code, &reason).await;
                                 self.finish(End::ClientClosed(code)).await
                             }
                         };
                     }
                     Some(Ctrl::Fail(code, reason)) => {
                         if closing.is_none() {
-                            let _ = self.send(ControlFrame::close(Some(code), &reason).as_bytes()).await;
+                            let _ = self.send_close(Some(code), &reason).await;
                         }
                         return self.finish(End::ProtocolError { code, reason }).await;
                     }
@@ -351,7 +392,7 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
                 },
                 () = self.shutdown.cancelled(), if closing.is_none() => {
                     closing = Some((End::Shutdown { acknowledged: false }, Instant::now() + self.config.close_timeout));
-                    if let Err(e) = self.send(ControlFrame::close(Some(close_code::GOING_AWAY), "Server shutting down").as_bytes()).await {
+                    if let Err(e) = self.send_close(Some(close_code::GOING_AWAY), "Server shutting down").await {
                         return End::ClientGone(Some(e));
                     }
                 }
@@ -379,7 +420,7 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
                         Err(e) => (End::TargetError(e), close_code::INTERNAL_ERROR, "Target connection failed"),
                     };
                     closing = Some((end, Instant::now() + self.config.close_timeout));
-                    if let Err(e) = self.send(ControlFrame::close(Some(code), reason).as_bytes()).await {
+                    if let Err(e) = self.send_close(Some(code), reason).await {
                         return End::ClientGone(Some(e));
                     }
                 }
@@ -390,12 +431,24 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
     /// Sends the `n` target bytes at `buf[MAX_SERVER_HEADER..]` as one message.
     async fn send_data(&mut self, buf: &mut Vec<u8>, n: usize, encoded: &mut Vec<u8>) -> io::Result<()> {
         let header: &mut [u8; MAX_SERVER_HEADER] = (&mut buf[..MAX_SERVER_HEADER]).try_into().expect("header room");
-        match self.config.encoding {
-            Encoding::Binary => {
+        match (self.config.framing, self.config.encoding) {
+            (Framing::Hixie, _) => {
+                // 0x00, the base64 text, 0xFF.
+                let len = encoded_len(n);
+                encoded.resize(len + 2, 0);
+                encoded[0] = 0x00;
+                encode_base64(&buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n], &mut encoded[1..=len]);
+                encoded[len + 1] = 0xFF;
+                let frame = std::mem::take(encoded);
+                let result = self.send(&frame).await;
+                *encoded = frame;
+                result?;
+            }
+            (Framing::Rfc6455, Encoding::Binary) => {
                 let h = encode_header_before(header, true, OpCode::Binary, n);
                 self.send(&buf[MAX_SERVER_HEADER - h..MAX_SERVER_HEADER + n]).await?;
             }
-            Encoding::Base64 => {
+            (Framing::Rfc6455, Encoding::Base64) => {
                 let len = encoded_len(n);
                 encoded.resize(MAX_SERVER_HEADER + len, 0);
                 encode_base64(&buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n], &mut encoded[MAX_SERVER_HEADER..]);
@@ -414,6 +467,14 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
             buf.resize(MAX_SERVER_HEADER + (n * 2).min(MAX_BUF), 0);
         }
         Ok(())
+    }
+
+    /// A close frame in the session's framing (Hixie's carries no code).
+    async fn send_close(&mut self, code: Option<u16>, reason: &str) -> io::Result<()> {
+        match self.config.framing {
+            Framing::Rfc6455 => self.send(ControlFrame::close(code, reason).as_bytes()).await,
+            Framing::Hixie => self.send(&hixie::CLOSE).await,
+        }
     }
 
     async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {

@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsConnector;
 
 use crate::config::Target;
 
@@ -16,6 +18,7 @@ use crate::config::Target;
 pub enum TargetStream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 /// Why the target could not be reached.
@@ -31,11 +34,34 @@ pub enum ConnectError {
     Unix { path: PathBuf, source: io::Error },
     #[error("no connection to {0} within {1:?}")]
     Timeout(String, Duration),
+    #[error("{host} is not a valid TLS server name")]
+    ServerName { host: String },
+    #[error("TLS handshake with {host}: {source}")]
+    Tls { host: String, source: io::Error },
 }
 
-/// Connects to `target`, trying each resolved address in turn within `timeout` overall.
-pub async fn connect(target: &Target, prefer_ipv6: bool, timeout: Duration) -> Result<TargetStream, ConnectError> {
-    match tokio::time::timeout(timeout, connect_inner(target, prefer_ipv6)).await {
+/// Connects to `target`, trying each resolved address in turn, then (with `tls`) doing a
+/// verified TLS handshake with the host name as SNI; all within `timeout`.
+pub async fn connect(
+    target: &Target,
+    prefer_ipv6: bool,
+    tls: Option<&TlsConnector>,
+    timeout: Duration,
+) -> Result<TargetStream, ConnectError> {
+    let connect = async {
+        let stream = connect_inner(target, prefer_ipv6).await?;
+        match (tls, stream, target) {
+            (Some(tls), TargetStream::Tcp(tcp), Target::Tcp { host, .. }) => {
+                let name =
+                    ServerName::try_from(host.clone()).map_err(|_| ConnectError::ServerName { host: host.clone() })?;
+                let tls =
+                    tls.connect(name, tcp).await.map_err(|source| ConnectError::Tls { host: host.clone(), source })?;
+                Ok(TargetStream::Tls(Box::new(tls)))
+            }
+            (_, stream, _) => Ok(stream),
+        }
+    };
+    match tokio::time::timeout(timeout, connect).await {
         Ok(result) => result,
         Err(_) => Err(ConnectError::Timeout(target.to_string(), timeout)),
     }
