@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks talk to, idempotently:
-#   - Debian packages (socat), when running as root and they are missing;
+#   - Debian packages (socat, curl, openssl), when running as root and they are missing;
 #   - a Python 3 venv in .peers/venv with the reference websockify, numpy and websockets;
 #   - Node's `ws` in tests/node/node_modules (npm ci from the lock file);
-#   - a Python 2.7 venv in .peers/venv2 with Autobahn|Testsuite (wstest).
-# Usage: scripts/peers.sh [apt|py|node|autobahn|all]   (default: all)
+#   - a Python 2.7 venv in .peers/venv2 with Autobahn|Testsuite (wstest);
+#   - Debian's Chromium (/usr/bin/chromium, as root) and playwright-core in
+#     tests/browser/node_modules (npm ci from the lock file).
+# Usage: scripts/peers.sh [apt|py|node|autobahn|browser|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,7 +16,7 @@ want() { [ "$what" = all ] || [ "$what" = "$1" ]; }
 
 if want apt; then
     missing=()
-    for pkg in socat; do
+    for pkg in socat curl openssl; do
         command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -59,4 +61,22 @@ if want autobahn; then
         .peers/venv2/bin/wstest -a >/dev/null
     fi
 fi
+
+if want browser; then
+    # Headless end-to-end tests (tests/browser/check_pages.js) drive Debian's Chromium
+    # through playwright-core; Playwright's own browser download does not work here.
+    if [ ! -x /usr/bin/chromium ]; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        else
+            echo "peers.sh: please install chromium (sudo apt-get install chromium)" >&2
+            exit 1
+        fi
+    fi
+    if [ ! -d tests/browser/node_modules/playwright-core ]; then
+        (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+fi
+
 echo "peers ready in $root/.peers" >&2

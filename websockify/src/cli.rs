@@ -240,6 +240,9 @@ impl Cli {
         if min_version == TlsVersion::Tls11 {
             notices.push("--ssl-version tlsv1_1: TLS 1.1 is not offered (rustls implements 1.2 and 1.3)".to_owned());
         }
+        if let Some(list) = &self.ssl_ciphers {
+            crate::tls::check_ciphers(list).map_err(|e| UsageError(format!("--ssl-ciphers: {e}")))?;
+        }
         if self.cafile.is_some() && !self.verify_client {
             notices.push("--cafile has no effect without --verify-client".to_owned());
         }

@@ -29,8 +29,8 @@ pub fn draft_of(req: &Request) -> Option<Draft> {
 /// Bytes of the key3 body that follows a Hixie-76 request head.
 pub const KEY3_LEN: usize = 8;
 
-/// The 101 response of a Hixie handshake; for Hixie-76 `key3` must hold the 8 bytes
-/// after the head. `secure` picks `wss://` for the Location.
+/// The 101 response of a Hixie handshake; for Hixie-76 `key3` must start with the 8
+/// bytes after the head. `secure` picks `wss://` for the Location.
 pub fn response(req: &Request, draft: Draft, key3: &[u8], secure: bool) -> Result<Vec<u8>, &'static str> {
     let host = req.header("Host").ok_or("Missing Host header")?;
     let origin = req.header("Origin").unwrap_or("null");
@@ -58,7 +58,8 @@ pub fn response(req: &Request, draft: Draft, key3: &[u8], secure: bool) -> Resul
     if draft == Draft::Hixie76 {
         let key1 = req.header("Sec-WebSocket-Key1").ok_or("Missing Sec-WebSocket-Key1 header")?;
         let key2 = req.header("Sec-WebSocket-Key2").ok_or("Missing Sec-WebSocket-Key2 header")?;
-        let key3: &[u8; KEY3_LEN] = key3.try_into().map_err(|_| "Missing the 8-byte key3 body")?;
+        let key3: &[u8; KEY3_LEN] =
+            key3.get(..KEY3_LEN).and_then(|k| k.try_into().ok()).ok_or("Missing the 8-byte key3 body")?;
         out.extend_from_slice(&challenge(key1, key2, key3).ok_or("Invalid Sec-WebSocket-Key1/Key2")?);
     }
     Ok(out)

@@ -265,6 +265,11 @@ const OPENSSL_NAMES: &[(&str, &str)] = &[
     ("TLS_CHACHA20_POLY1305_SHA256", "TLS13_CHACHA20_POLY1305_SHA256"),
 ];
 
+/// Checks a `--ssl-ciphers` list without loading any certificate (for the command line).
+pub fn check_ciphers(list: &str) -> Result<(), TlsError> {
+    provider(Some(list)).map(drop)
+}
+
 /// The ring provider, restricted to the `--ssl-ciphers` list (separated by `:`, `,` or
 /// spaces). As with OpenSSL's cipher list, naming only TLS 1.2 suites leaves the TLS 1.3
 /// suites enabled.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,8 +33,14 @@ impl Proxy {
     /// Starts `websockify ARGS` (the listen address in ARGS should use port 0) and waits for
     /// the "Listen on" line to learn the port.
     pub fn start(args: &[&str]) -> Proxy {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Proxy::start`], with extra environment variables for the child.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Proxy {
         let mut child = Command::new(env!("CARGO_BIN_EXE_websockify"))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,76 @@
+//! Headless Chromium (Debian's, driven by playwright-core: tests/browser/check_pages.js)
+//! loads pages over http:// and https:// from `--web`, fetches a range, revalidates with
+//! 304, and runs a WebSocket echo over ws:// and wss://, all on one port. Chromium trusts
+//! exactly the test certificate (by its SPKI hash).
+
+mod common;
+
+use std::process::Command;
+
+use common::pki::{Ca, TempDir};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_pages_and_websockets_over_http_and_https() {
+    let driver = repo_root().join("tests/browser/check_pages.js");
+    assert!(
+        repo_root().join("tests/browser/node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "Chromium or playwright-core missing: run scripts/peers.sh (as root for the apt part)"
+    );
+    let dir = TempDir::new("browser");
+    std::fs::create_dir_all(dir.path("www/sub")).unwrap();
+    std::fs::write(
+        dir.path("www/index.html"),
+        "<!DOCTYPE html><title>websockify test</title><p>Hello from the web root.</p>",
+    )
+    .unwrap();
+    std::fs::write(dir.path("www/sub/data.bin"), (0..4096u32).map(|i| i as u8).collect::<Vec<_>>()).unwrap();
+    let ca = Ca::new("browser CA");
+    ca.issue(&dir.0, "server", "localhost", false);
+    let target = echo_target("127.0.0.1:0").await;
+    let proxy = Proxy::start(&[
+        "--web",
+        &dir.str("www"),
+        "--cert",
+        &dir.str("server.pem"),
+        "--key",
+        &dir.str("server.key"),
+        "127.0.0.1:0",
+        &target.to_string(),
+    ]);
+    let port = proxy.addr.port();
+    let cert = dir.str("server.pem");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(driver)
+            .args(["--base", &format!("http://127.0.0.1:{port}"), "--base", &format!("https://localhost:{port}")])
+            .args(["--cert", &cert])
+            .output()
+            .expect("node")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "driver failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), 2, "{stdout}");
+    for r in &results {
+        let base = r["base"].as_str().unwrap();
+        assert_eq!(r["page"]["status"], 200, "{base}: {r}");
+        assert_eq!(r["page"]["title"], "websockify test", "{base}");
+        assert_eq!(r["range"]["status"], 206, "{base}");
+        assert_eq!(r["range"]["contentRange"], "bytes 10-19/4096", "{base}");
+        assert_eq!(r["range"]["hex"], "0a0b0c0d0e0f10111213", "{base}");
+        // The page reload revalidates: the server answers 304 on the wire.
+        let reload_statuses: Vec<&serde_json::Value> =
+            r["reload"]["wire"].as_array().unwrap().iter().map(|w| &w["wireStatus"]).collect();
+        assert!(reload_statuses.contains(&&serde_json::Value::from(304)), "{base}: {}", r["reload"]);
+        let ws = &r["websocket"];
+        assert_eq!(ws["ok"], true, "{base}: {ws}");
+        assert_eq!(ws["received"], 100_000, "{base}");
+        assert_eq!(ws["closeCode"], 1000, "{base}");
+    }
+    assert!(results[1]["websocket"]["url"].as_str().unwrap().starts_with("wss://"));
+    assert!(proxy.log().contains("over wss://") && proxy.log().contains("over ws://"), "{}", proxy.log());
+}
