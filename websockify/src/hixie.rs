@@ -101,6 +101,9 @@ enum State {
     FrameStart,
     /// Inside a `0x00 ... 0xFF` text frame.
     Text,
+    /// Inside a sentinel-terminated frame of another type (0x01-0x7F): the drafts say to
+    /// read it to its 0xFF and discard it.
+    SkipText,
     /// Reading the length of a binary-typed frame (high bit set), which is skipped.
     Length {
         frame_type: u8,
@@ -119,11 +122,22 @@ impl HixieDecoder {
         loop {
             let Some(&byte) = buf.get(pos) else { return Ok((Event::NeedMore, pos)) };
             match self.state {
-                State::FrameStart if byte & 0x80 == 0 => {
+                State::FrameStart if byte == 0x00 => {
                     self.state = State::Text;
                     self.message_len = 0;
                     pos += 1;
                 }
+                State::FrameStart if byte & 0x80 == 0 => {
+                    self.state = State::SkipText;
+                    pos += 1;
+                }
+                State::SkipText => match buf[pos..].iter().position(|&b| b == 0xFF) {
+                    Some(i) => {
+                        pos += i + 1;
+                        self.state = State::FrameStart;
+                    }
+                    None => pos = buf.len(),
+                },
                 State::FrameStart => {
                     self.state = State::Length { frame_type: byte, len: 0 };
                     pos += 1;
@@ -244,9 +258,9 @@ mod tests {
     #[test]
     fn length_frames_are_skipped_and_limits_hold() {
         let mut d = HixieDecoder::new(4);
-        let mut buf = b"\x80\x03abc\x00QUJD\xff".to_vec();
+        let mut buf = b"\x80\x03abc\x01eHl6\xff\x00QUJD\xff".to_vec();
         let (ev, _) = d.decode(&mut buf).unwrap();
-        assert_eq!(ev, Event::Data { payload: 6..10, text: true, last: true });
+        assert_eq!(ev, Event::Data { payload: 12..16, text: true, last: true }, "typed frames skipped");
         let mut big = b"\x00QUJDRA==".to_vec();
         assert_eq!(d.decode(&mut big), Err(ProtocolError::MessageTooBig(4)));
     }

@@ -47,6 +47,7 @@ pub mod http;
 pub mod listener;
 pub mod relay;
 pub mod sniff;
+pub mod splice;
 pub mod stream;
 pub mod target;
 pub mod tls;

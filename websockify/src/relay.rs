@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use crate::encoding::{Base64Decoder, Encoding, encode_base64, encoded_len};
 use crate::handshake::Framing;
 use crate::hixie::{self, HixieDecoder};
+use crate::splice::Splicer;
+use crate::stream::AsTcp;
 use crate::ws::{
     ControlFrame, Decoder, DecoderConfig, Event, MAX_SERVER_HEADER, OpCode, ProtocolError, close_code,
     encode_header_before,
@@ -119,14 +121,15 @@ pub async fn run<CR, CW, TR, TW>(
 ) -> (End, Counts)
 where
     CR: AsyncRead + Unpin,
-    CW: AsyncWrite + Unpin,
-    TR: AsyncRead + Unpin,
+    CW: AsyncWrite + AsTcp + Unpin,
+    TR: AsyncRead + AsTcp + Unpin,
     TW: AsyncWrite + Unpin,
 {
     let (ctrl_tx, ctrl_rx) = mpsc::channel(4);
     let to_target = AtomicU64::new(0);
     let inbound = Inbound { reader: client_r, target: target_w, ctrl: ctrl_tx, config, written: &to_target };
-    let outbound = Outbound { target: target_r, client: client_w, ctrl: ctrl_rx, config, shutdown, to_client: 0 };
+    let outbound =
+        Outbound { target: target_r, client: client_w, ctrl: ctrl_rx, config, shutdown, to_client: 0, splice: None };
     // The outbound loop decides the end. The inbound loop then either has finished or is
     // lingering for a bounded time after the close handshake; it is cut short only when the
     // session ended without one (it may be stuck writing to a target that reads nothing).
@@ -339,9 +342,40 @@ struct Outbound<'a, TR, CW> {
     config: &'a RelayConfig,
     shutdown: &'a CancellationToken,
     to_client: u64,
+    /// The zero-copy path, set up once the session shows bulk traffic (binary frames
+    /// between plain TCP sockets only).
+    splice: Option<Splicer>,
 }
 
-impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
+/// What a read from the target produced.
+enum TargetRead {
+    /// Bytes copied into the buffer.
+    Copied(usize),
+    /// Bytes waiting in the splice pipe.
+    Spliced(usize),
+}
+
+impl TargetRead {
+    fn len(&self) -> usize {
+        match self {
+            Self::Copied(n) | Self::Spliced(n) => *n,
+        }
+    }
+}
+
+/// Reads the target's next bytes: through the splice pipe when there is one.
+async fn read_target<TR: AsyncRead + AsTcp + Unpin>(
+    target: &mut TR,
+    buf: &mut [u8],
+    splice: Option<&Splicer>,
+) -> io::Result<TargetRead> {
+    match (splice, target.as_tcp()) {
+        (Some(splicer), Some(tcp)) => splicer.fill(tcp).await.map(TargetRead::Spliced),
+        _ => target.read(buf).await.map(TargetRead::Copied),
+    }
+}
+
+impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_, TR, CW> {
     async fn run(mut self) -> (End, u64) {
         let end = self.relay().await;
         (end, self.to_client)
@@ -405,14 +439,18 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
                         return End::ClientGone(Some(e));
                     }
                 }
-                read = self.target.read(&mut buf[MAX_SERVER_HEADER..]), if closing.is_none() => {
+                read = read_target(&mut self.target, &mut buf[MAX_SERVER_HEADER..], self.splice.as_ref()), if closing.is_none() => {
                     let (end, code, reason) = match read {
-                        Ok(0) => (End::TargetClosed { acknowledged: false }, close_code::NORMAL, "Target closed"),
-                        Ok(n) => {
+                        Ok(read) if read.len() == 0 => (End::TargetClosed { acknowledged: false }, close_code::NORMAL, "Target closed"),
+                        Ok(read) => {
                             if self.config.traffic {
                                 eprint!("{{");
                             }
-                            if let Err(e) = self.send_data(&mut buf, n, &mut encoded).await {
+                            let sent = match read {
+                                TargetRead::Copied(n) => self.send_data(&mut buf, n, &mut encoded).await,
+                                TargetRead::Spliced(n) => self.send_spliced(n).await,
+                            };
+                            if let Err(e) = sent {
                                 return End::ClientGone(Some(e));
                             }
                             continue;
@@ -462,9 +500,46 @@ impl<TR: AsyncRead + Unpin, CW: AsyncWrite + Unpin> Outbound<'_, TR, CW> {
             }
         }
         self.to_client += n as u64;
-        // A full read means the target has more: read bigger next time.
-        if n == buf.len() - MAX_SERVER_HEADER && buf.len() < MAX_SERVER_HEADER + MAX_BUF {
-            buf.resize(MAX_SERVER_HEADER + (n * 2).min(MAX_BUF), 0);
+        // A full read means the target has more: read bigger next time, and once reads
+        // are as big as they get, move bulk traffic without copying where possible.
+        if n == buf.len() - MAX_SERVER_HEADER {
+            if buf.len() < MAX_SERVER_HEADER + MAX_BUF {
+                buf.resize(MAX_SERVER_HEADER + (n * 2).min(MAX_BUF), 0);
+            } else {
+                self.start_splicing();
+            }
+        }
+        Ok(())
+    }
+
+    fn start_splicing(&mut self) {
+        let eligible = self.splice.is_none()
+            && self.config.framing == Framing::Rfc6455
+            && self.config.encoding == Encoding::Binary
+            && self.target.as_tcp().is_some()
+            && self.client.as_tcp().is_some();
+        if !eligible {
+            return;
+        }
+        match Splicer::new() {
+            Ok(splicer) => self.splice = Some(splicer),
+            // Out of descriptors, say: the copying path goes on working.
+            Err(e) => tracing::debug!("no zero-copy path: {e}"),
+        }
+    }
+
+    /// Sends the `n` bytes waiting in the splice pipe as one binary frame.
+    async fn send_spliced(&mut self, n: usize) -> io::Result<()> {
+        let mut header = [0u8; MAX_SERVER_HEADER];
+        let h = encode_header_before(&mut header, true, OpCode::Binary, n);
+        self.client.write_all(&header[MAX_SERVER_HEADER - h..]).await?;
+        let (Some(splicer), Some(client)) = (self.splice.as_ref(), self.client.as_tcp()) else {
+            unreachable!("spliced reads happen only with a splicer and a TCP client");
+        };
+        splicer.drain(client, n).await?;
+        self.to_client += n as u64;
+        if self.config.traffic {
+            eprint!("<");
         }
         Ok(())
     }

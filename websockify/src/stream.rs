@@ -9,10 +9,10 @@ use tokio::net::{TcpStream, UnixStream, tcp, unix};
 /// writing. Generic code over this trait is monomorphised per stream type, so plain TCP
 /// pays nothing for TLS being possible.
 pub trait Split: AsyncRead + AsyncWrite + Unpin + Send {
-    type Read<'a>: AsyncRead + Unpin + Send
+    type Read<'a>: AsyncRead + AsTcp + Unpin + Send
     where
         Self: 'a;
-    type Write<'a>: AsyncWrite + Unpin + Send
+    type Write<'a>: AsyncWrite + AsTcp + Unpin + Send
     where
         Self: 'a;
 
@@ -136,6 +136,31 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         self.inner.is_write_vectored()
     }
 }
+
+/// Access to the TCP socket under a stream half, for the zero-copy path of
+/// [`crate::splice`]; `None` for anything that is not plain TCP.
+pub trait AsTcp {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl AsTcp for tcp::ReadHalf<'_> {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl AsTcp for tcp::WriteHalf<'_> {
+    fn as_tcp(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl AsTcp for unix::ReadHalf<'_> {}
+impl AsTcp for unix::WriteHalf<'_> {}
+impl<T> AsTcp for ReadHalf<T> {}
+impl<T> AsTcp for WriteHalf<T> {}
 
 #[cfg(test)]
 mod tests {
