@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks talk to, idempotently:
 #   - Debian packages (socat, curl, openssl), when running as root and they are missing;
-#   - a Python 3 venv in .peers/venv with the reference websockify, numpy and websockets;
+#   - a Python 3 venv in .peers/venv with the reference websockify, numpy, websockets and PyJWT;
 #   - Node's `ws` in tests/node/node_modules (npm ci from the lock file);
 #   - a Python 2.7 venv in .peers/venv2 with Autobahn|Testsuite (wstest);
 #   - Debian's Chromium (/usr/bin/chromium, as root) and playwright-core in
-#     tests/browser/node_modules (npm ci from the lock file).
-# Usage: scripts/peers.sh [apt|py|node|autobahn|browser|all]   (default: all)
+#     tests/browser/node_modules (npm ci from the lock file);
+#   - Debian's redis-server and redis-cli (as root), for the TokenRedis tests.
+# Usage: scripts/peers.sh [apt|py|node|autobahn|browser|redis|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,10 +32,10 @@ if want apt; then
 fi
 
 if want py; then
-    if [ ! -x .peers/venv/bin/python ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy' 2>/dev/null; then
+    if [ ! -x .peers/venv/bin/python ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy, jwt, cryptography' 2>/dev/null; then
         python3 -m venv .peers/venv
         .peers/venv/bin/pip install -q --upgrade pip
-        .peers/venv/bin/pip install -q websockify numpy websockets
+        .peers/venv/bin/pip install -q websockify numpy websockets PyJWT cryptography
     fi
 fi
 
@@ -76,6 +77,19 @@ if want browser; then
     fi
     if [ ! -d tests/browser/node_modules/playwright-core ]; then
         (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+fi
+
+if want redis; then
+    # websockify/tests/token_redis.rs starts its own throw-away redis-server instances.
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        else
+            echo "peers.sh: please install redis-server (sudo apt-get install redis-server)" >&2
+            exit 1
+        fi
     fi
 fi
 

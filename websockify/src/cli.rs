@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Config, ListenAddr, Target, TargetTls};
+use std::sync::Arc;
+
+use crate::auth::{self, Authenticator};
+use crate::config::{Config, ListenAddr, Route, Target, TargetTls};
 use crate::tls::{TlsOptions, TlsVersion};
+use crate::token::{self, TokenRoute, TokenSource};
 use crate::web::WebOptions;
 
 /// WebSocket to TCP bridge: a drop-in replacement for Python websockify.
@@ -38,6 +42,50 @@ pub struct Cli {
     /// Connect to this UNIX socket instead of a TCP target
     #[arg(long, value_name = "FILE", help_heading = "Target")]
     pub unix_target: Option<PathBuf>,
+
+    /// Choose each session's target from its token with this plugin: TokenFile, ReadOnlyTokenFile,
+    /// TokenFileName, BaseTokenAPI, JSONTokenApi, JWTTokenApi, TokenRedis, UnixDomainSocketDirectory
+    #[arg(long, value_name = "CLASS", help_heading = "Target")]
+    pub token_plugin: Option<String>,
+
+    /// The token plugin's source: a file, directory, URL with %s, key file or Redis address
+    #[arg(long, value_name = "ARG", requires = "token_plugin", help_heading = "Target")]
+    pub token_source: Option<String>,
+
+    /// Use the Host header (without its port) as the token instead of ?token=
+    #[arg(long, requires = "token_plugin", help_heading = "Target")]
+    pub host_token: bool,
+
+    /// Also take the token from the last path segment (/websockify/TOKEN) when there is no ?token=
+    #[arg(long, requires = "token_plugin", help_heading = "Target")]
+    pub token_from_path: bool,
+
+    /// Deprecated: same as --token-plugin TokenFile --token-source FILE
+    #[arg(long, value_name = "FILE", conflicts_with = "token_plugin", help_heading = "Target")]
+    pub target_config: Option<String>,
+
+    /// Authenticate requests with this plugin: BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth
+    #[arg(long, value_name = "CLASS", help_heading = "Authentication")]
+    pub auth_plugin: Option<String>,
+
+    /// The auth plugin's source (user:password, origins or CNs); prefer --auth-source-file or
+    /// WEBSOCKIFY_AUTH_SOURCE for secrets
+    #[arg(long, value_name = "ARG", requires = "auth_plugin", help_heading = "Authentication")]
+    pub auth_source: Option<String>,
+
+    /// Read the auth plugin's source from the first line of FILE
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "auth_plugin",
+        conflicts_with = "auth_source",
+        help_heading = "Authentication"
+    )]
+    pub auth_source_file: Option<PathBuf>,
+
+    /// Require authentication for the web server too
+    #[arg(long, requires_all = ["web", "auth_plugin"], help_heading = "Authentication")]
+    pub web_auth: bool,
 
     /// Prefer IPv6 when a host name resolves to both families
     #[arg(short = '6', long, help_heading = "Target")]
@@ -163,14 +211,7 @@ const NOT_YET: &[&str] = &[
     "--unix-listen",
     "--unix-listen-mode",
     "--inetd",
-    "--web-auth",
     "--wrap-mode",
-    "--target-config",
-    "--token-plugin",
-    "--token-source",
-    "--host-token",
-    "--auth-plugin",
-    "--auth-source",
     "--syslog",
     "--legacy-syslog",
 ];
@@ -232,6 +273,53 @@ where
 }
 
 impl Cli {
+    /// Exactly one way to choose targets: a fixed address, a UNIX socket or a token plugin.
+    fn route(&self, notices: &mut Vec<String>) -> Result<Route, UsageError> {
+        let plugin = match (&self.token_plugin, &self.target_config) {
+            (Some(p), _) => Some((p.clone(), self.token_source.clone())),
+            (None, Some(file)) => {
+                notices.push("--target-config is deprecated: use --token-plugin TokenFile --token-source FILE".into());
+                Some(("TokenFile".to_owned(), Some(file.clone())))
+            }
+            (None, None) => None,
+        };
+        let given =
+            [self.target.is_some(), self.unix_target.is_some(), plugin.is_some()].iter().filter(|g| **g).count();
+        if given > 1 {
+            return Err(UsageError(
+                "give only one of target_addr:target_port, --unix-target or --token-plugin/--target-config".into(),
+            ));
+        }
+        if let Some((name, source)) = plugin {
+            let source = source.ok_or_else(|| UsageError(format!("--token-plugin {name} needs --token-source")))?;
+            let resolver =
+                token::plugin(&name, &source).map_err(|e| UsageError(format!("--token-plugin {name}: {e}")))?;
+            let source = TokenSource { host: self.host_token, path: self.token_from_path };
+            return Ok(Route::Token(TokenRoute { resolver, source }));
+        }
+        match (&self.target, &self.unix_target) {
+            (Some(t), None) => Ok(Target::parse_tcp(t).map_err(|e| UsageError(format!("target address: {e}")))?.into()),
+            (None, Some(path)) => Ok(Target::Unix(path.clone()).into()),
+            _ => Err(UsageError(
+                "a target is required: target_addr:target_port, --unix-target FILE or --token-plugin CLASS".into(),
+            )),
+        }
+    }
+
+    fn auth(&self) -> Result<Option<Arc<dyn Authenticator>>, UsageError> {
+        let Some(name) = &self.auth_plugin else { return Ok(None) };
+        let source = match (&self.auth_source, &self.auth_source_file) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| UsageError(format!("--auth-source-file {}: {e}", file.display())))?;
+                Some(text.lines().next().unwrap_or_default().to_owned())
+            }
+            (None, None) => std::env::var("WEBSOCKIFY_AUTH_SOURCE").ok(),
+        };
+        auth::plugin(name, source.as_deref()).map(Some).map_err(|e| UsageError(format!("--auth-plugin: {e}")))
+    }
+
     /// TLS is on when a certificate is named, required, or the default `self.pem` exists.
     fn tls_options(&self, notices: &mut Vec<String>) -> Result<Option<TlsOptions>, UsageError> {
         let min_version = TlsVersion::parse(&self.ssl_version).ok_or_else(|| {
@@ -273,16 +361,9 @@ impl Cli {
 
     fn into_config(self) -> Result<Parsed, UsageError> {
         let listen = ListenAddr::parse(&self.listen).map_err(|e| UsageError(format!("listen address: {e}")))?;
-        let target = match (self.target.clone(), self.unix_target.clone()) {
-            (Some(_), Some(_)) => {
-                return Err(UsageError("give either target_addr:target_port or --unix-target, not both".into()));
-            }
-            (None, None) => {
-                return Err(UsageError("a target is required: target_addr:target_port or --unix-target FILE".into()));
-            }
-            (Some(t), None) => Target::parse_tcp(&t).map_err(|e| UsageError(format!("target address: {e}")))?,
-            (None, Some(path)) => Target::Unix(path),
-        };
+        let mut notices = Vec::new();
+        let route = self.route(&mut notices)?;
+        let auth = self.auth()?;
         if self.max_message_size == 0 {
             return Err(UsageError("--max-message-size must be at least 1".into()));
         }
@@ -290,7 +371,6 @@ impl Cli {
             return Err(UsageError("--handshake-timeout must be at least 1 second".into()));
         }
         let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
-        let mut notices = Vec::new();
         let tls = self.tls_options(&mut notices)?;
         let web = match &self.web {
             Some(dir) => Some(
@@ -299,7 +379,9 @@ impl Cli {
             ),
             None => None,
         };
-        let mut config = Config::new(listen, target);
+        let mut config = Config::new(listen, route);
+        config.auth = auth;
+        config.web_auth = self.web_auth;
         config.prefer_ipv6 = self.prefer_ipv6;
         config.traffic = self.traffic;
         config.heartbeat = secs(self.heartbeat);
@@ -340,13 +422,13 @@ mod tests {
     fn upstream_forms() {
         let c = run(&["6080", "localhost:5900"]).unwrap();
         assert_eq!(c.listen, ListenAddr { host: None, port: 6080 });
-        assert_eq!(c.target, Target::Tcp { host: "localhost".into(), port: 5900 });
+        assert!(matches!(&c.route, Route::Fixed(Target::Tcp { host, port: 5900 }) if host == "localhost"));
         let c = run(&["--heartbeat=30", "--timeout", "5", "-v", "--run-once", "[::1]:6080", "[::1]:5901"]).unwrap();
         assert_eq!(c.heartbeat, Some(Duration::from_secs(30)));
         assert_eq!(c.timeout, Some(Duration::from_secs(5)));
         assert!(c.run_once);
         let c = run(&["6080", "--unix-target=/run/vnc.sock"]).unwrap();
-        assert_eq!(c.target, Target::Unix("/run/vnc.sock".into()));
+        assert!(matches!(&c.route, Route::Fixed(Target::Unix(p)) if p.to_str() == Some("/run/vnc.sock")));
         assert!(run(&["-6", "--libserver", "--auto-pong", "6080", "h:1"]).is_ok());
     }
 
@@ -354,10 +436,19 @@ mod tests {
     fn one_line_errors() {
         for (args, needle) in [
             (&["6080"][..], "a target is required"),
-            (&["6080", "h:1", "--unix-target", "/x"], "not both"),
+            (&["6080", "h:1", "--record", "x"], "--record is an upstream option"),
+            (&["6080", "h:1", "--unix-target", "/x"], "only one of"),
             (&["http", "h:1"], "listen address"),
             (&["6080", "h"], "target address"),
-            (&["6080", "h:1", "--web-auth"], "--web-auth is an upstream option"),
+            (&["6080", "h:1", "--web-auth"], "--web"),
+            (&["6080", "--token-source", "x"], "--token-plugin"),
+            (&["6080", "--token-plugin", "TokenFile"], "needs --token-source"),
+            (&["6080", "--token-plugin", "Nope", "--token-source", "x"], "unknown token plugin"),
+            (&["6080", "--token-plugin", "TokenFile", "--token-source", "/nonexistent"], "/nonexistent"),
+            (&["6080", "h:1", "--token-plugin", "TokenFileName", "--token-source", "/tmp"], "only one of"),
+            (&["6080", "h:1", "--host-token"], "--token-plugin"),
+            (&["6080", "h:1", "--auth-plugin", "BasicHTTPAuth"], "user:password"),
+            (&["6080", "h:1", "--auth-source", "a:b"], "--auth-plugin"),
             (&["6080", "h:1", "--web", "/nonexistent-dir"], "--web /nonexistent-dir"),
             (&["6080", "h:1", "--ssl-version", "sslv3"], "--ssl-version"),
             (&["6080", "h:1", "--dir-listing"], "--web"),

@@ -3,18 +3,26 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Authenticator;
 use crate::http::HeadLimits;
 use crate::tls::TlsOptions;
+use crate::token::TokenRoute;
 use crate::web::WebOptions;
 use crate::ws::DecoderConfig;
 
 /// Everything a [`crate::Server`] needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     pub listen: ListenAddr,
-    pub target: Target,
+    /// Where sessions go: one fixed target, or one chosen per session by a token.
+    pub route: Route,
+    /// Checked before every WebSocket session (and static file, with `web_auth`).
+    pub auth: Option<Arc<dyn Authenticator>>,
+    /// Apply `auth` to the web server too (`--web-auth`).
+    pub web_auth: bool,
     /// Prefer IPv6 addresses when a host name resolves to both (`-6`).
     pub prefer_ipv6: bool,
     /// Print the per-frame traffic legend (`--traffic`).
@@ -39,6 +47,40 @@ pub struct Config {
     pub limits: Limits,
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("route", &self.route)
+            .field("auth", &self.auth.as_ref().map(|a| a.describe()))
+            .field("tls", &self.tls)
+            .field("web", &self.web)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a session's target is chosen.
+#[derive(Clone, Debug)]
+pub enum Route {
+    Fixed(Target),
+    Token(TokenRoute),
+}
+
+impl From<Target> for Route {
+    fn from(target: Target) -> Self {
+        Self::Fixed(target)
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(t) => t.fmt(f),
+            Self::Token(t) => write!(f, "targets chosen by {}", t.resolver.describe()),
+        }
+    }
+}
+
 /// `--ssl-target` settings.
 #[derive(Clone, Debug, Default)]
 pub struct TargetTls {
@@ -46,11 +88,13 @@ pub struct TargetTls {
 }
 
 impl Config {
-    /// A configuration with defaults for everything but the two addresses.
-    pub fn new(listen: ListenAddr, target: Target) -> Self {
+    /// A configuration with defaults for everything but where to listen and where to go.
+    pub fn new(listen: ListenAddr, route: impl Into<Route>) -> Self {
         Self {
             listen,
-            target,
+            route: route.into(),
+            auth: None,
+            web_auth: false,
             prefer_ipv6: false,
             traffic: false,
             heartbeat: None,

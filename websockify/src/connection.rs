@@ -11,7 +11,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::auth;
+use crate::config::{Config, Route, Target};
 use crate::handshake::{self, RequestKind};
 use crate::http::{self, Request, Response};
 use crate::relay::{self, End, RelayConfig};
@@ -19,6 +20,7 @@ use crate::sniff::{self, Kind};
 use crate::stream::{Rewind, Split};
 use crate::target::{self, TargetStream};
 use crate::tls::TlsServer;
+use crate::token;
 use crate::web;
 use crate::ws::{ControlFrame, close_code};
 
@@ -77,8 +79,11 @@ pub async fn serve(mut client: TcpStream, ctx: Arc<Context>) -> Outcome {
                     return Outcome::NotSession;
                 }
             };
-            tracing::debug!("TLS established");
-            serve_http(stream, BytesMut::new(), true, &ctx).await
+            // The verified client certificate's CN, for ClientCertCNAuth.
+            let client_cn =
+                stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| auth::common_name(c));
+            tracing::debug!(client_cn = client_cn.as_deref(), "TLS established");
+            serve_http(stream, BytesMut::new(), Peer { secure: true, client_cn }, &ctx).await
         }
         Kind::Http(buf) => {
             if ctx.config.ssl_only {
@@ -88,14 +93,32 @@ pub async fn serve(mut client: TcpStream, ctx: Arc<Context>) -> Outcome {
                     .await;
                 return Outcome::NotSession;
             }
-            serve_http(client, buf, false, &ctx).await
+            serve_http(client, buf, Peer { secure: false, client_cn: None }, &ctx).await
+        }
+    }
+}
+
+/// What the connection itself says about the client.
+struct Peer {
+    /// Over TLS.
+    secure: bool,
+    /// Subject CN of the verified client certificate.
+    client_cn: Option<String>,
+}
+
+impl Peer {
+    /// Runs the configured authenticator on a request.
+    fn authenticate(&self, request: &Request, ctx: &Context) -> Result<(), auth::AuthError> {
+        match &ctx.config.auth {
+            Some(a) => a.authenticate(&auth::AuthRequest { request, client_cn: self.client_cn.as_deref() }),
+            None => Ok(()),
         }
     }
 }
 
 /// Reads request heads on a (possibly TLS) connection: serves files while the client keeps
 /// the connection alive, until a WebSocket upgrade takes it over.
-async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, secure: bool, ctx: &Context) -> Outcome {
+async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Context) -> Outcome {
     let config = &ctx.config;
     loop {
         let request = match http::read_head(&mut io, &mut buf, config.limits.head).await {
@@ -113,7 +136,7 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, secure: bool, ctx: &
         };
         tracing::debug!(method = %request.method, path = %request.target, "request");
         if handshake::classify(&request) == RequestKind::WebSocket {
-            return websocket(io, request, buf, secure, ctx).await;
+            return websocket(io, request, buf, &peer, ctx).await;
         }
         let Some(web) = &config.web else {
             tracing::info!("{} {}: 405, plain HTTP is not served (no --web)", request.method, request.target);
@@ -123,6 +146,13 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, secure: bool, ctx: &
             let _ = response.write_to(&mut io).await;
             return Outcome::NotSession;
         };
+        if config.web_auth
+            && let Err(e) = peer.authenticate(&request, ctx)
+        {
+            tracing::info!("{} {}: {} ({})", request.method, request.target, e.status, e.log);
+            let _ = e.response().write_to(&mut io).await;
+            return Outcome::NotSession;
+        }
         match web::serve(&mut io, &request, web).await {
             Ok(true) => tracing::debug!("{} {} served", request.method, request.target),
             Ok(false) => {
@@ -138,8 +168,9 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, secure: bool, ctx: &
 }
 
 /// The WebSocket part: handshake, target, relay.
-async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, secure: bool, ctx: &Context) -> Outcome {
+async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, peer: &Peer, ctx: &Context) -> Outcome {
     let config = &ctx.config;
+    let secure = peer.secure;
     // Hixie-76 sends 8 bytes after its head; wait for them within the head deadline.
     let needed = handshake::body_needed(&request);
     if buf.len() < needed {
@@ -165,33 +196,41 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, sec
         }
     };
     let _ = buf.split_to(accepted.consumed);
-
-    let started = Instant::now();
-    let target = match target::connect(
-        &config.target,
-        config.prefer_ipv6,
-        ctx.target_tls.as_ref(),
-        config.limits.connect_timeout,
-    )
-    .await
-    {
+    if let Err(e) = peer.authenticate(&request, ctx) {
+        tracing::info!("authentication failed: {} ({})", e.status, e.log);
+        let _ = e.response().write_to(&mut io).await;
+        return Outcome::NotSession;
+    }
+    let destination = match choose_target(&request, ctx).await {
         Ok(target) => target,
-        Err(e) => {
-            // The client gets a WebSocket close with a reason it can show, not an HTTP error
-            // a browser would hide from the page.
-            tracing::error!("failed to connect to {}: {e}", config.target);
-            let _ = io.write_all(&accepted.response).await;
-            if accepted.framing == handshake::Framing::Rfc6455 {
-                let close =
-                    ControlFrame::close(Some(close_code::INTERNAL_ERROR), "Failed to connect to downstream server");
-                let _ = io.write_all(close.as_bytes()).await;
-            } else {
-                let _ = io.write_all(&crate::hixie::CLOSE).await;
-            }
-            let _ = io.shutdown().await;
-            return Outcome::Session;
+        Err(response) => {
+            let _ = response.write_to(&mut io).await;
+            return Outcome::NotSession;
         }
     };
+
+    let started = Instant::now();
+    let target =
+        match target::connect(&destination, config.prefer_ipv6, ctx.target_tls.as_ref(), config.limits.connect_timeout)
+            .await
+        {
+            Ok(target) => target,
+            Err(e) => {
+                // The client gets a WebSocket close with a reason it can show, not an HTTP error
+                // a browser would hide from the page.
+                tracing::error!("failed to connect to {destination}: {e}");
+                let _ = io.write_all(&accepted.response).await;
+                if accepted.framing == handshake::Framing::Rfc6455 {
+                    let close =
+                        ControlFrame::close(Some(close_code::INTERNAL_ERROR), "Failed to connect to downstream server");
+                    let _ = io.write_all(close.as_bytes()).await;
+                } else {
+                    let _ = io.write_all(&crate::hixie::CLOSE).await;
+                }
+                let _ = io.shutdown().await;
+                return Outcome::Session;
+            }
+        };
     if let Err(e) = async {
         io.write_all(&accepted.response).await?;
         io.flush().await
@@ -206,7 +245,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, sec
     tracing::info!(
         "{}{draft} WebSocket session over {scheme}:// to {} ({})",
         accepted.encoding.name(),
-        config.target,
+        destination,
         request.target
     );
 
@@ -233,6 +272,42 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, sec
         describe(&end)
     );
     Outcome::Session
+}
+
+/// The session's target: the fixed one, or the one its token maps to. Token problems end
+/// here with an HTTP status and a short reason; the log line says exactly why.
+async fn choose_target(request: &Request, ctx: &Context) -> Result<Target, Response> {
+    let route = match &ctx.config.route {
+        Route::Fixed(target) => return Ok(target.clone()),
+        Route::Token(route) => route,
+    };
+    let Some(token) = token::extract(request, route.source) else {
+        tracing::info!("no token in the request ({})", request.target);
+        let place = if route.source.host { "the Host header" } else { "the request (?token=...)" };
+        return Err(Response::error(400, format!("Missing token: expected one in {place}")));
+    };
+    let started = Instant::now();
+    let found = route.resolver.lookup(&token).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match found {
+        Ok(Some(target)) => {
+            tracing::info!("token {token:?} -> {target} ({ms:.1} ms)");
+            Ok(target)
+        }
+        Ok(None) => {
+            tracing::info!("token {token:?} not found ({ms:.1} ms)");
+            Err(Response::error(404, "Unknown token"))
+        }
+        Err(e) => {
+            tracing::warn!("token {token:?}: {e} ({ms:.1} ms)");
+            let reason = match e.status() {
+                403 => "Token refused",
+                504 => "Token lookup timed out",
+                _ => "Token lookup failed",
+            };
+            Err(Response::error(e.status(), reason))
+        }
+    }
 }
 
 async fn relay_with<C: Split, T: Split>(

@@ -12,9 +12,12 @@
 //! 4. [`handshake`] validates the RFC 6455 upgrade (or a Hixie-75/76 one, [`hixie`]) and
 //!    picks the [`encoding`] (`binary` or `base64`) from the offered subprotocols, or
 //!    produces the precise HTTP error.
-//! 5. [`target`] connects to where the session goes (TCP or UNIX socket); if it cannot,
+//! 5. [`auth`] checks the request (Basic auth, Origin, client certificate CN), and
+//!    [`token`] picks the target from the request's token when targets are chosen per
+//!    session; both answer with an HTTP status before any 101.
+//! 6. [`target`] connects to where the session goes (TCP or UNIX socket); if it cannot,
 //!    the client gets a 101 and then close 1011.
-//! 6. [`relay`] moves bytes both ways until either side ends: client frames are parsed and
+//! 7. [`relay`] moves bytes both ways until either side ends: client frames are parsed and
 //!    unmasked in place by the sans-IO codec in [`ws`], target bytes are framed with no
 //!    copy. It performs the close handshake and reports how the session ended.
 //!
@@ -37,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -51,8 +55,9 @@ pub mod splice;
 pub mod stream;
 pub mod target;
 pub mod tls;
+pub mod token;
 pub mod web;
 pub mod ws;
 
-pub use config::{Config, Limits, ListenAddr, Target};
+pub use config::{Config, Limits, ListenAddr, Route, Target};
 pub use listener::Server;

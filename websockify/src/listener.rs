@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::config::{Config, ListenAddr};
+use crate::config::{Config, ListenAddr, Route, Target};
 use crate::connection::{self, Context, Outcome};
 use crate::target;
 use crate::tls::{self, TlsError, TlsServer};
@@ -106,9 +106,22 @@ impl Server {
             None => lines.push("  - No SSL/TLS support (no cert file)".to_owned()),
         }
         let using = if config.target_tls.is_some() { " (using SSL)" } else { "" };
-        match &config.target {
-            crate::Target::Unix(path) => lines.push(format!("  - proxying from {listen} to {}{using}", path.display())),
-            target => lines.push(format!("  - proxying from {listen} to {target}{using}")),
+        match &config.route {
+            Route::Fixed(Target::Unix(path)) => {
+                lines.push(format!("  - proxying from {listen} to {}{using}", path.display()))
+            }
+            Route::Fixed(target) => lines.push(format!("  - proxying from {listen} to {target}{using}")),
+            Route::Token(t) => {
+                let from = if t.source.host { " (token from the Host header)" } else { "" };
+                lines.push(format!(
+                    "  - proxying from {listen} to targets chosen by {}{from}{using}",
+                    t.resolver.describe()
+                ));
+            }
+        }
+        if let Some(auth) = &config.auth {
+            let web = if config.web_auth { " (also for the web server)" } else { "" };
+            lines.push(format!("  - Authentication: {}{web}", auth.describe()));
         }
         for w in &self.warnings {
             lines.push(format!("  ! {w}"));
@@ -158,7 +171,15 @@ impl Server {
                 () = sleep_until_opt(deadline) => break Stop::Timeout,
                 () = sleep_until_opt(idle_deadline) => break Stop::Idle,
                 () = first_session_done.notified(), if config.run_once => break Stop::RunOnce,
-                () = self.reload.notified() => reload_tls(self.tls.as_deref(), true),
+                () = self.reload.notified() => {
+                    reload_tls(self.tls.as_deref(), true);
+                    if let Route::Token(t) = &config.route {
+                        match t.resolver.reload() {
+                            Ok(()) => tracing::info!("token source reloaded: {}", t.resolver.describe()),
+                            Err(e) => tracing::error!("token source reload failed, keeping the previous one: {e}"),
+                        }
+                    }
+                }
                 _ = cert_poll.tick(), if self.tls.is_some() => reload_tls(self.tls.as_deref(), false),
                 changed = active_rx.changed() => {
                     if changed.is_ok() && *active_rx.borrow_and_update() == 0 {
@@ -234,12 +255,7 @@ impl Stop {
 /// Reloads the certificates: always when asked (SIGHUP), else only if the files changed.
 /// A failed reload keeps the previous certificate in use.
 fn reload_tls(tls: Option<&TlsServer>, forced: bool) {
-    let Some(tls) = tls else {
-        if forced {
-            tracing::info!("reload requested: nothing to reload");
-        }
-        return;
-    };
+    let Some(tls) = tls else { return };
     let result = if forced { tls.reload().map(|()| true) } else { tls.reload_if_changed() };
     match result {
         Ok(true) => tracing::info!("TLS certificate reloaded from {}", tls.options().cert.display()),

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""A token API server for the BaseTokenAPI/JSONTokenApi tests, on Python's http.server.
+
+Usage: token_api.py PORT_FILE
+Listens on 127.0.0.1 (a free port, written to PORT_FILE) and answers GET /plain/TOKEN
+with `host:port`, GET /json/TOKEN with {"host": ..., "port": ...}, for the tokens in
+TOKENS; /slow/TOKEN sleeps 30 s (timeouts), /error/TOKEN answers 500, and unknown
+tokens get 404. Each request's path is logged to stderr.
+"""
+import http.server
+import json
+import sys
+import time
+import urllib.parse
+
+TOKENS = {}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        parts = self.path.split("/")
+        if len(parts) != 3:
+            return self.answer(400, "bad path")
+        kind, token = parts[1], urllib.parse.unquote(parts[2])
+        if kind == "slow":
+            time.sleep(30)
+        if kind == "error":
+            return self.answer(500, "internal error")
+        target = TOKENS.get(token)
+        if target is None:
+            return self.answer(404, "no such token")
+        host, port = target.rsplit(":", 1)
+        if kind == "json":
+            return self.answer(200, json.dumps({"host": host, "port": int(port)}), "application/json")
+        return self.answer(200, target)
+
+    def answer(self, status, body, ctype="text/plain"):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("token_api: " + (fmt % args) + "\n")
+
+
+def main():
+    for spec in sys.argv[2:]:
+        token, target = spec.split("=", 1)
+        TOKENS[token] = target
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    with open(sys.argv[1], "w") as f:
+        f.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+//! `JWTTokenApi`: the token is a signed JWT whose claims `host` and `port` name the target.
+//!
+//! The source is a key file: a PEM RSA, EC (P-256, P-384) or Ed25519 key, public or
+//! private (a private key is used through its public half), or, for HMAC, a secret read the
+//! way upstream reads it: the file's text is a JWK `k` value, i.e. base64url of the secret.
+//! The key decides the algorithms accepted, so `alg: none` and algorithm confusion (an RSA
+//! public key used as an HMAC secret) are refused. `nbf` and `exp` are enforced when
+//! present. Encrypted tokens (JWE), which upstream also takes, are not supported: no
+//! well-kept Rust JWE crate fits here; such a token is refused with a clear log line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use super::{BoxFuture, TokenError, TokenResolver};
+use crate::config::Target;
+
+pub struct JwtTokenApi {
+    path: PathBuf,
+    key: ArcSwap<Key>,
+}
+
+struct Key {
+    decoding: DecodingKey,
+    algorithms: Vec<Algorithm>,
+    kind: &'static str,
+}
+
+impl JwtTokenApi {
+    pub fn new(source: &str) -> Result<Self, TokenError> {
+        let path = PathBuf::from(source);
+        let key = load_key(&path)?;
+        Ok(Self { path, key: ArcSwap::from_pointee(key) })
+    }
+}
+
+fn load_key(path: &PathBuf) -> Result<Key, TokenError> {
+    let bytes = std::fs::read(path).map_err(|e| TokenError::Config(format!("JWT key file {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let bad = |what: &str| TokenError::Config(format!("JWT key file {}: {what}", path.display()));
+    if !text.contains("-----BEGIN") {
+        // HMAC: the text is the base64url of the secret (a JWK "k"), as upstream reads it.
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim().trim_end_matches('='))
+            .map_err(|_| bad("neither a PEM key nor a base64url HMAC secret"))?;
+        if secret.is_empty() {
+            return Err(bad("empty HMAC secret"));
+        }
+        return Ok(Key {
+            decoding: DecodingKey::from_secret(&secret),
+            algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            kind: "HMAC secret",
+        });
+    }
+    let rsa_algs = vec![
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+    ];
+    if let Ok(decoding) = DecodingKey::from_rsa_pem(&bytes) {
+        if !text.contains("PRIVATE KEY") {
+            return Ok(Key { decoding, algorithms: rsa_algs, kind: "RSA public key" });
+        }
+    }
+    if let Ok(decoding) = DecodingKey::from_ec_pem(&bytes) {
+        let alg = if p384::PublicKey::from_public_key_pem(&text).is_ok() { Algorithm::ES384 } else { Algorithm::ES256 };
+        return Ok(Key { decoding, algorithms: vec![alg], kind: "EC public key" });
+    }
+    if let Ok(decoding) = DecodingKey::from_ed_pem(&bytes) {
+        return Ok(Key { decoding, algorithms: vec![Algorithm::EdDSA], kind: "Ed25519 public key" });
+    }
+    public_from_private(&text, rsa_algs)
+        .ok_or_else(|| bad("unsupported PEM key (RSA, EC P-256/P-384 or Ed25519 expected)"))
+}
+
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
+
+/// A private key file: verification needs only its public half.
+fn public_from_private(pem: &str, rsa_algs: Vec<Algorithm>) -> Option<Key> {
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+    let rsa = rsa::RsaPrivateKey::from_pkcs1_pem(pem).or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(pem));
+    if let Ok(private) = rsa {
+        let der = private.to_public_key().to_pkcs1_der().ok()?;
+        return Some(Key {
+            decoding: DecodingKey::from_rsa_der(der.as_bytes()),
+            algorithms: rsa_algs,
+            kind: "RSA private key",
+        });
+    }
+    let p256 = p256::SecretKey::from_sec1_pem(pem).or_else(|_| p256::SecretKey::from_pkcs8_pem(pem));
+    if let Ok(secret) = p256 {
+        let point = secret.public_key().to_sec1_bytes();
+        return Some(Key {
+            decoding: DecodingKey::from_ec_der(&point),
+            algorithms: vec![Algorithm::ES256],
+            kind: "EC P-256 private key",
+        });
+    }
+    let p384 = p384::SecretKey::from_sec1_pem(pem).or_else(|_| p384::SecretKey::from_pkcs8_pem(pem));
+    if let Ok(secret) = p384 {
+        let point = secret.public_key().to_sec1_bytes();
+        return Some(Key {
+            decoding: DecodingKey::from_ec_der(&point),
+            algorithms: vec![Algorithm::ES384],
+            kind: "EC P-384 private key",
+        });
+    }
+    if let Ok(signing) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
+        let public = signing.verifying_key().to_bytes();
+        return Some(Key {
+            decoding: DecodingKey::from_ed_der(&public),
+            algorithms: vec![Algorithm::EdDSA],
+            kind: "Ed25519 private key",
+        });
+    }
+    None
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    host: String,
+    port: serde_json::Value,
+}
+
+impl JwtTokenApi {
+    fn verify(&self, token: &str) -> Result<Target, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Refused(format!("malformed JWT: {e}")))?;
+        if header.enc.is_some() {
+            return Err(TokenError::Refused("encrypted JWTs (JWE) are not supported".into()));
+        }
+        let key = self.key.load();
+        if !key.algorithms.contains(&header.alg) {
+            return Err(TokenError::Refused(format!("algorithm {:?} does not match the {}", header.alg, key.kind)));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = key.algorithms.clone();
+        validation.required_spec_claims.clear();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+            .map_err(|e| TokenError::Refused(format!("JWT rejected: {e}")))?;
+        let claims = data.claims;
+        let port = match &claims.port {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let port = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+        let port = port.ok_or_else(|| TokenError::BadTarget(format!("JWT port claim {}", claims.port)))?;
+        Ok(Target::Tcp { host: claims.host.trim_matches(['[', ']']).to_owned(), port })
+    }
+}
+
+impl TokenResolver for JwtTokenApi {
+    fn lookup<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Target>, TokenError>> {
+        let result = self.verify(token).map(Some);
+        Box::pin(async move { result })
+    }
+
+    fn reload(&self) -> Result<(), TokenError> {
+        self.key.store(Arc::new(load_key(&self.path)?));
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("JWTTokenApi {} ({})", self.path.display(), self.key.load().kind)
+    }
+}

@@ -1,0 +1,227 @@
+//! Choosing the target from a token: where the token comes from in the request, and the
+//! plugins that map it to a target (upstream's names and source formats).
+//!
+//! The client never names a host: a token either maps to a target the operator listed or
+//! the request is refused with an HTTP status before any 101, so the proxy is never open.
+
+mod api;
+mod file;
+mod jwt;
+mod redis;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::Target;
+use crate::http::Request;
+
+pub use api::{ApiFormat, TokenApi};
+pub use file::{TokenFile, TokenFileName, UnixDomainSocketDirectory};
+pub use jwt::JwtTokenApi;
+pub use redis::TokenRedis;
+
+/// A boxed future, so that resolvers can be used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Maps tokens to targets. Implement it to plug your own resolver into an embedded server.
+pub trait TokenResolver: Send + Sync + 'static {
+    /// The target for `token`; `Ok(None)` if the token is unknown.
+    fn lookup<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Target>, TokenError>>;
+
+    /// Re-reads the source (SIGHUP). Resolvers with nothing to reload keep the default.
+    fn reload(&self) -> Result<(), TokenError> {
+        Ok(())
+    }
+
+    /// A short description for the settings summary.
+    fn describe(&self) -> String;
+}
+
+/// Why a lookup could not be answered (an unknown token is not an error: `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token source is unreachable or failed (Redis down, API error).
+    #[error("token source unavailable: {0}")]
+    Unavailable(String),
+    /// The token source did not answer in time.
+    #[error("token source timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The token is well-formed but refused (expired or not yet valid JWT, bad signature).
+    #[error("token refused: {0}")]
+    Refused(String),
+    /// The source answered something that is not a target.
+    #[error("invalid target from token source: {0}")]
+    BadTarget(String),
+    /// The plugin's configuration is unusable (at start).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl TokenError {
+    /// The HTTP status a client gets for this error (the details go to the log only).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Unavailable(_) | Self::BadTarget(_) | Self::Config(_) => 502,
+            Self::Timeout(_) => 504,
+            Self::Refused(_) => 403,
+        }
+    }
+}
+
+/// Where the token is taken from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenSource {
+    /// `--host-token`: the `Host` header (without its port) is the token.
+    pub host: bool,
+    /// `--token-from-path`: the last path segment (`/websockify/TOKEN` or `/TOKEN`) is the
+    /// token when the query has none.
+    pub path: bool,
+}
+
+/// Token routing: a resolver and where to find the token.
+#[derive(Clone)]
+pub struct TokenRoute {
+    pub resolver: Arc<dyn TokenResolver>,
+    pub source: TokenSource,
+}
+
+impl fmt::Debug for TokenRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRoute").field("resolver", &self.resolver.describe()).field("source", &self.source).finish()
+    }
+}
+
+/// Finds the token in a request: the `Host` header with `--host-token`; otherwise the
+/// `token` query parameter (URL-decoded), then a `token` cookie, then (if enabled) the
+/// last path segment.
+pub fn extract(req: &Request, source: TokenSource) -> Option<String> {
+    if source.host {
+        let host = req.header("Host")?.trim();
+        return Some(strip_port(host).to_owned()).filter(|h| !h.is_empty());
+    }
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let from_query = query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k) == "token").then(|| decode(v))
+    });
+    let token = from_query
+        .or_else(|| {
+            req.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("Cookie"))
+                .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|c| c.trim().strip_prefix("token=").map(|t| decode(t.trim_matches('"'))))
+        })
+        .or_else(|| {
+            source
+                .path
+                .then(|| path.rsplit('/').next().map(decode))
+                .flatten()
+                .filter(|t| !t.is_empty() && t != "websockify")
+        })?;
+    // Upstream strips a trailing newline some clients leave in.
+    let token = token.trim_end_matches(['\n', '\r']).to_owned();
+    (!token.is_empty()).then_some(token)
+}
+
+/// `host:port` -> `host`, `[v6]:port` -> `v6`, a bare IPv6 address stays whole.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn decode(s: &str) -> String {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space).decode_utf8_lossy().into_owned()
+}
+
+/// Parses a target as token sources give it: `host:port`, `[v6]:port`, `v6:port` (last
+/// colon splits), or `unix_socket:/path`.
+pub fn parse_target(s: &str) -> Result<Target, TokenError> {
+    let s = s.trim();
+    if let Some(path) = s.strip_prefix("unix_socket:") {
+        return Ok(Target::Unix(path.trim().into()));
+    }
+    Target::parse_tcp(s).map_err(|e| TokenError::BadTarget(e.to_string()))
+}
+
+/// Builds a token plugin from upstream's name (with or without the
+/// `websockify.token_plugins.` prefix) and its `--token-source`.
+pub fn plugin(name: &str, source: &str) -> Result<Arc<dyn TokenResolver>, TokenError> {
+    let short = name.strip_prefix("websockify.token_plugins.").unwrap_or(name);
+    Ok(match short {
+        "TokenFile" => Arc::new(TokenFile::new(source, true)?),
+        "ReadOnlyTokenFile" => Arc::new(TokenFile::new(source, false)?),
+        "TokenFileName" => Arc::new(TokenFileName::new(source)?),
+        "BaseTokenAPI" => Arc::new(TokenApi::new(source, ApiFormat::Plain)?),
+        "JSONTokenApi" => Arc::new(TokenApi::new(source, ApiFormat::Json)?),
+        "JWTTokenApi" => Arc::new(JwtTokenApi::new(source)?),
+        "TokenRedis" => Arc::new(TokenRedis::new(source)?),
+        "UnixDomainSocketDirectory" => Arc::new(UnixDomainSocketDirectory::new(source)?),
+        _ => {
+            return Err(TokenError::Config(format!(
+                "unknown token plugin {name:?}; known: TokenFile, ReadOnlyTokenFile, TokenFileName, BaseTokenAPI, \
+                 JSONTokenApi, JWTTokenApi, TokenRedis, UnixDomainSocketDirectory"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HeadLimits, parse_head};
+
+    fn req(target: &str, headers: &str) -> Request {
+        let raw = format!("GET {target} HTTP/1.1\r\n{headers}\r\n");
+        parse_head(raw.as_bytes(), HeadLimits::default()).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn token_from_query_cookie_path_and_host() {
+        let none = TokenSource::default();
+        assert_eq!(extract(&req("/websockify?token=abc", ""), none).as_deref(), Some("abc"));
+        assert_eq!(extract(&req("/?a=1&token=a%20b%2Fc&b=2", ""), none).as_deref(), Some("a b/c"));
+        assert_eq!(extract(&req("/?token=abc%0A", ""), none).as_deref(), Some("abc"));
+        assert_eq!(extract(&req("/?token=", ""), none), None);
+        assert_eq!(extract(&req("/", "Cookie: a=1; token=cookie-tok\r\n"), none).as_deref(), Some("cookie-tok"));
+        assert_eq!(extract(&req("/?token=q", "Cookie: token=c\r\n"), none).as_deref(), Some("q"), "query first");
+        assert_eq!(extract(&req("/websockify/path-tok", ""), none), None, "path only when enabled");
+        let path = TokenSource { path: true, ..none };
+        assert_eq!(extract(&req("/websockify/path-tok", ""), path).as_deref(), Some("path-tok"));
+        assert_eq!(extract(&req("/path-tok?x=1", ""), path).as_deref(), Some("path-tok"));
+        assert_eq!(extract(&req("/websockify", ""), path), None);
+        let host = TokenSource { host: true, ..none };
+        assert_eq!(
+            extract(&req("/?token=q", "Host: vm1.example.com:6080\r\n"), host).as_deref(),
+            Some("vm1.example.com")
+        );
+        assert_eq!(extract(&req("/", "Host: [::1]:6080\r\n"), host).as_deref(), Some("::1"));
+        assert_eq!(extract(&req("/", "Host: vm2\r\n"), host).as_deref(), Some("vm2"));
+    }
+
+    #[test]
+    fn target_forms() {
+        assert_eq!(parse_target("h:5900").unwrap(), Target::Tcp { host: "h".into(), port: 5900 });
+        assert_eq!(parse_target("::1:5900").unwrap(), Target::Tcp { host: "::1".into(), port: 5900 });
+        assert_eq!(parse_target(" [::1]:5900\n").unwrap(), Target::Tcp { host: "::1".into(), port: 5900 });
+        assert_eq!(parse_target("unix_socket:/run/vnc.sock").unwrap(), Target::Unix("/run/vnc.sock".into()));
+        assert!(parse_target("nonsense").is_err());
+    }
+
+    #[test]
+    fn plugin_names() {
+        let dir = std::env::temp_dir();
+        assert!(plugin("websockify.token_plugins.TokenFileName", dir.to_str().unwrap()).is_ok());
+        let err = plugin("NoSuchPlugin", "x").err().unwrap();
+        assert!(err.to_string().contains("unknown token plugin"), "{err}");
+    }
+}

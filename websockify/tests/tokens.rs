@@ -1,0 +1,308 @@
+//! Choosing targets by token and authenticating, through the real binary: token files,
+//! TokenFileName, an HTTP token API (Python http.server), JWTs signed by PyJWT, Basic auth,
+//! Origin and client-certificate CN checks. Every refusal is an HTTP status before any 101.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::pki::TempDir;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connects with extra headers; `Err((status, body))` when refused before the upgrade.
+async fn open(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, String)> {
+    let mut req = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
+    }
+    match connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(resp)) => {
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            Err((resp.status().as_u16(), body))
+        }
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// One echo through a session: proves it reached an echo target.
+async fn echo(ws: &mut Ws, data: &[u8]) {
+    ws.send(Message::binary(data.to_vec())).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => got.extend_from_slice(&b),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, data);
+}
+
+async fn works(url: &str, headers: &[(&str, &str)]) {
+    let mut ws = open(url, headers).await.unwrap_or_else(|e| panic!("{url}: refused {e:?}"));
+    echo(&mut ws, url.as_bytes()).await;
+}
+
+async fn refused(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    match open(url, headers).await {
+        Ok(_) => panic!("{url}: expected a refusal"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_lookup_edits_and_refusals() {
+    let dir = TempDir::new("tokfile");
+    let a = echo_target("127.0.0.1:0").await;
+    let b = echo_target("127.0.0.1:0").await;
+    let file = dir.path("tokens");
+    std::fs::write(&file, format!("# consoles\nvm1: 127.0.0.1:{}\nvm2: [::1]:1\n", a.port())).unwrap();
+    let proxy = Proxy::start(&["--token-plugin", "TokenFile", "--token-source", file.to_str().unwrap(), "127.0.0.1:0"]);
+    let base = format!("ws://127.0.0.1:{}/websockify", proxy.addr.port());
+    works(&format!("{base}?token=vm1"), &[]).await;
+    assert_eq!(refused(&format!("{base}?token=nope"), &[]).await, (404, "Unknown token\n".into()));
+    let (status, body) = refused(&base, &[]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Missing token"), "{body}");
+    // A token cookie works too.
+    works(&base, &[("Cookie", "theme=dark; token=vm1")]).await;
+    // Edits are seen without a restart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&file, format!("vm1: 127.0.0.1:{}\nvm3: 127.0.0.1:{}\n", a.port(), b.port())).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    works(&format!("{base}?token=vm3"), &[]).await;
+    assert!(proxy.log().contains("token \"nope\" not found"), "{}", proxy.log());
+    // The legacy spelling.
+    let legacy = Proxy::start(&["--target-config", file.to_str().unwrap(), "127.0.0.1:0"]);
+    works(&format!("ws://127.0.0.1:{}/?token=vm3", legacy.addr.port()), &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_sources_directory_filename_unix_host_and_path() {
+    let dir = TempDir::new("toksrc");
+    let tcp = echo_target("127.0.0.1:0").await;
+    // A UNIX echo target, named from a token file line.
+    let sock = dir.path("echo.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    std::fs::create_dir_all(dir.path("tokens.d")).unwrap();
+    std::fs::write(dir.path("tokens.d/a"), format!("tcp: 127.0.0.1:{}\n", tcp.port())).unwrap();
+    std::fs::write(dir.path("tokens.d/b"), format!("unix: unix_socket:{}\n", sock.display())).unwrap();
+    let proxy =
+        Proxy::start(&["--token-plugin", "ReadOnlyTokenFile", "--token-source", &dir.str("tokens.d"), "127.0.0.1:0"]);
+    let base = format!("ws://127.0.0.1:{}/websockify", proxy.addr.port());
+    works(&format!("{base}?token=tcp"), &[]).await;
+    works(&format!("{base}?token=unix"), &[]).await;
+
+    // TokenFileName: the file named after the token; no escape from the directory.
+    std::fs::create_dir_all(dir.path("names")).unwrap();
+    std::fs::write(dir.path("names/vm1"), format!("127.0.0.1:{}\n", tcp.port())).unwrap();
+    std::fs::write(dir.path("secret"), format!("127.0.0.1:{}\n", tcp.port())).unwrap();
+    let names = Proxy::start(&[
+        "--token-plugin",
+        "TokenFileName",
+        "--token-source",
+        &dir.str("names"),
+        "--token-from-path",
+        "127.0.0.1:0",
+    ]);
+    let base = format!("ws://127.0.0.1:{}", names.addr.port());
+    works(&format!("{base}/websockify?token=vm1"), &[]).await;
+    works(&format!("{base}/websockify/vm1"), &[]).await;
+    assert_eq!(refused(&format!("{base}/?token=..%2Fsecret"), &[]).await.0, 404);
+
+    // UnixDomainSocketDirectory.
+    let uds = Proxy::start(&[
+        "--token-plugin",
+        "UnixDomainSocketDirectory",
+        "--token-source",
+        &dir.0.to_string_lossy(),
+        "127.0.0.1:0",
+    ]);
+    works(&format!("ws://127.0.0.1:{}/?token=echo.sock", uds.addr.port()), &[]).await;
+    assert_eq!(refused(&format!("ws://127.0.0.1:{}/?token=secret", uds.addr.port()), &[]).await.0, 404);
+
+    // --host-token: the Host header names the target.
+    std::fs::write(dir.path("hosts"), format!("vm1.example.com: 127.0.0.1:{}\n", tcp.port())).unwrap();
+    let host = Proxy::start(&[
+        "--token-plugin",
+        "TokenFile",
+        "--token-source",
+        &dir.str("hosts"),
+        "--host-token",
+        "127.0.0.1:0",
+    ]);
+    let url = format!("ws://127.0.0.1:{}/", host.addr.port());
+    works(&url, &[("Host", "vm1.example.com:6080")]).await;
+    assert_eq!(refused(&url, &[("Host", "vm2.example.com")]).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_token_api_plain_json_errors_and_timeouts() {
+    let dir = TempDir::new("tokapi");
+    let target = echo_target("127.0.0.1:0").await;
+    let port_file = dir.path("port");
+    let mut api = Command::new(python())
+        .arg(repo_root().join("tests/peers/token_api.py"))
+        .arg(&port_file)
+        .arg(format!("vm1=127.0.0.1:{}", target.port()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let api_port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            if !p.is_empty() {
+                break p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (plugin, kind) in [("BaseTokenAPI", "plain"), ("JSONTokenApi", "json")] {
+        let src = format!("http://127.0.0.1:{api_port}/{kind}/%s");
+        let proxy = Proxy::start(&["--token-plugin", plugin, "--token-source", &src, "127.0.0.1:0"]);
+        let base = format!("ws://127.0.0.1:{}/?token=", proxy.addr.port());
+        works(&format!("{base}vm1"), &[]).await;
+        assert_eq!(refused(&format!("{base}unknown"), &[]).await.0, 404, "{plugin}");
+    }
+    // An API error is an unknown token (upstream: non-2xx); a hung API is a 504 within the timeout.
+    let proxy = Proxy::start(&[
+        "--token-plugin",
+        "BaseTokenAPI",
+        "--token-source",
+        &format!("http://127.0.0.1:{api_port}/error/%s"),
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(refused(&format!("ws://127.0.0.1:{}/?token=vm1", proxy.addr.port()), &[]).await.0, 404);
+    let slow = Proxy::start(&[
+        "--token-plugin",
+        "BaseTokenAPI",
+        "--token-source",
+        &format!("http://127.0.0.1:{api_port}/slow/%s"),
+        "127.0.0.1:0",
+    ]);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        refused(&format!("ws://127.0.0.1:{}/?token=vm1", slow.addr.port()), &[]).await,
+        (504, "Token lookup timed out\n".into())
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // An API that is down: 502.
+    let down = Proxy::start(&[
+        "--token-plugin",
+        "JSONTokenApi",
+        "--token-source",
+        &format!("http://127.0.0.1:{}/json/%s", closed_port()),
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(refused(&format!("ws://127.0.0.1:{}/?token=vm1", down.addr.port()), &[]).await.0, 502);
+    let _ = api.kill();
+    let _ = api.wait();
+}
+
+fn jwt(alg: &str, key: &std::path::Path, claims: serde_json::Value) -> String {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/peers/jwt_tool.py"))
+        .args([alg, key.to_str().unwrap(), &claims.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_tokens_from_pyjwt() {
+    let dir = TempDir::new("jwt");
+    let target = echo_target("127.0.0.1:0").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({"host": "127.0.0.1", "port": target.port()});
+    // Keys: an HMAC secret (base64url, as upstream reads it), RSA, EC P-256 and P-384, Ed25519.
+    std::fs::write(dir.path("hmac.key"), "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg").unwrap();
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &dir.str("rsa.key")]);
+    openssl(&["pkey", "-in", &dir.str("rsa.key"), "-pubout", "-out", &dir.str("rsa.pub")]);
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &dir.str("p256.key")]);
+    openssl(&["pkey", "-in", &dir.str("p256.key"), "-pubout", "-out", &dir.str("p256.pub")]);
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", &dir.str("p384.key")]);
+    openssl(&["genpkey", "-algorithm", "ED25519", "-out", &dir.str("ed.key")]);
+    openssl(&["pkey", "-in", &dir.str("ed.key"), "-pubout", "-out", &dir.str("ed.pub")]);
+    let cases: &[(&str, &str, &str)] = &[
+        ("hmac.key", "hmac.key", "HS256"),
+        ("hmac.key", "hmac.key", "HS512"),
+        ("rsa.pub", "rsa.key", "RS256"),
+        ("rsa.pub", "rsa.key", "PS384"),
+        ("rsa.key", "rsa.key", "RS512"),
+        ("p256.pub", "p256.key", "ES256"),
+        ("p384.key", "p384.key", "ES384"),
+        ("ed.pub", "ed.key", "EdDSA"),
+        ("ed.key", "ed.key", "EdDSA"),
+    ];
+    for (verify_key, sign_key, alg) in cases {
+        let proxy =
+            Proxy::start(&["--token-plugin", "JWTTokenApi", "--token-source", &dir.str(verify_key), "127.0.0.1:0"]);
+        let base = format!("ws://127.0.0.1:{}/websockify?token=", proxy.addr.port());
+        let token = jwt(alg, &dir.path(sign_key), claims.clone());
+        works(&format!("{base}{token}"), &[]).await;
+        if *alg == "HS256" || *alg == "RS256" {
+            let mut expired = claims.clone();
+            expired["exp"] = (now - 60).into();
+            let (status, body) = refused(&format!("{base}{}", jwt(alg, &dir.path(sign_key), expired)), &[]).await;
+            assert_eq!((status, body.as_str()), (403, "Token refused\n"), "{alg} expired");
+            let mut early = claims.clone();
+            early["nbf"] = (now + 3600).into();
+            assert_eq!(
+                refused(&format!("{base}{}", jwt(alg, &dir.path(sign_key), early)), &[]).await.0,
+                403,
+                "{alg} nbf"
+            );
+            let mut valid = claims.clone();
+            valid["exp"] = (now + 3600).into();
+            works(&format!("{base}{}", jwt(alg, &dir.path(sign_key), valid)), &[]).await;
+            // alg=none is refused.
+            assert_eq!(
+                refused(&format!("{base}{}", jwt("none", &dir.path(sign_key), claims.clone())), &[]).await.0,
+                403
+            );
+            assert_eq!(refused(&format!("{base}not.a.jwt"), &[]).await.0, 403);
+        }
+        if *alg == "RS256" {
+            // Algorithm confusion: an HS256 token whose HMAC key is the RSA public key file.
+            let (status, _) =
+                refused(&format!("{base}{}", jwt("HS256-RAWKEY", &dir.path("rsa.pub"), claims.clone())), &[]).await;
+            assert_eq!(status, 403, "algorithm confusion refused");
+            // A token signed by another RSA key.
+            openssl(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &dir.str("other.key"),
+            ]);
+            assert_eq!(
+                refused(&format!("{base}{}", jwt("RS256", &dir.path("other.key"), claims.clone())), &[]).await.0,
+                403
+            );
+        }
+    }
+}
