@@ -169,6 +169,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
 
+    /// Record each session to FILE.<connection id> (noVNC player format)
+    #[arg(long, value_name = "FILE", help_heading = "Sessions")]
+    pub record: Option<PathBuf>,
+
     /// Send a ping to each client every INTERVAL seconds (0: never)
     #[arg(long, value_name = "INTERVAL", default_value_t = 0, help_heading = "Sessions")]
     pub heartbeat: u64,
@@ -204,17 +208,8 @@ pub struct Cli {
 
 /// Upstream options this build does not implement yet. They are refused by name rather
 /// than accepted and ignored.
-const NOT_YET: &[&str] = &[
-    "--record",
-    "-D",
-    "--daemon",
-    "--unix-listen",
-    "--unix-listen-mode",
-    "--inetd",
-    "--wrap-mode",
-    "--syslog",
-    "--legacy-syslog",
-];
+const NOT_YET: &[&str] =
+    &["-D", "--daemon", "--unix-listen", "--unix-listen-mode", "--inetd", "--wrap-mode", "--syslog", "--legacy-syslog"];
 
 /// A command-line error: one line for the user, exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -382,6 +377,12 @@ impl Cli {
         let mut config = Config::new(listen, route);
         config.auth = auth;
         config.web_auth = self.web_auth;
+        config.record = match &self.record {
+            Some(path) => {
+                Some(std::path::absolute(path).map_err(|e| UsageError(format!("--record {}: {e}", path.display())))?)
+            }
+            None => None,
+        };
         config.prefer_ipv6 = self.prefer_ipv6;
         config.traffic = self.traffic;
         config.heartbeat = secs(self.heartbeat);
@@ -436,7 +437,7 @@ mod tests {
     fn one_line_errors() {
         for (args, needle) in [
             (&["6080"][..], "a target is required"),
-            (&["6080", "h:1", "--record", "x"], "--record is an upstream option"),
+            (&["6080", "h:1", "--syslog", "x"], "--syslog is an upstream option"),
             (&["6080", "h:1", "--unix-target", "/x"], "only one of"),
             (&["http", "h:1"], "listen address"),
             (&["6080", "h"], "target address"),

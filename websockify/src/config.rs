@@ -44,6 +44,8 @@ pub struct Config {
     pub target_tls: Option<TargetTls>,
     /// Serve static files on the same port (`--web`).
     pub web: Option<WebOptions>,
+    /// Record each session to `<this path>.<connection id>` (`--record`).
+    pub record: Option<PathBuf>,
     pub limits: Limits,
 }
 
@@ -105,6 +107,7 @@ impl Config {
             ssl_only: false,
             target_tls: None,
             web: None,
+            record: None,
             limits: Limits::default(),
         }
     }

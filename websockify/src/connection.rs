@@ -15,6 +15,7 @@ use crate::auth;
 use crate::config::{Config, Route, Target};
 use crate::handshake::{self, RequestKind};
 use crate::http::{self, Request, Response};
+use crate::record::Recorder;
 use crate::relay::{self, End, RelayConfig};
 use crate::sniff::{self, Kind};
 use crate::stream::{Rewind, Split};
@@ -45,7 +46,7 @@ pub enum Outcome {
 }
 
 /// Serves one accepted connection. Logs its own events; never fails the caller.
-pub async fn serve(mut client: TcpStream, ctx: Arc<Context>) -> Outcome {
+pub async fn serve(mut client: TcpStream, id: u64, ctx: Arc<Context>) -> Outcome {
     target::tune_tcp(&client);
     let limits = ctx.config.limits;
     let kind = match sniff::sniff(&mut client, limits.head.timeout).await {
@@ -83,7 +84,7 @@ pub async fn serve(mut client: TcpStream, ctx: Arc<Context>) -> Outcome {
             let client_cn =
                 stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| auth::common_name(c));
             tracing::debug!(client_cn = client_cn.as_deref(), "TLS established");
-            serve_http(stream, BytesMut::new(), Peer { secure: true, client_cn }, &ctx).await
+            serve_http(stream, BytesMut::new(), Peer { id, secure: true, client_cn }, &ctx).await
         }
         Kind::Http(buf) => {
             if ctx.config.ssl_only {
@@ -93,13 +94,15 @@ pub async fn serve(mut client: TcpStream, ctx: Arc<Context>) -> Outcome {
                     .await;
                 return Outcome::NotSession;
             }
-            serve_http(client, buf, Peer { secure: false, client_cn: None }, &ctx).await
+            serve_http(client, buf, Peer { id, secure: false, client_cn: None }, &ctx).await
         }
     }
 }
 
 /// What the connection itself says about the client.
 struct Peer {
+    /// The connection id (log lines, recording file names).
+    id: u64,
     /// Over TLS.
     secure: bool,
     /// Subject CN of the verified client certificate.
@@ -249,7 +252,18 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         request.target
     );
 
+    let record = match &config.record {
+        Some(base) => match Recorder::start(base, peer.id, accepted.encoding).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!("cannot record to {}.{}: {e}; the session goes on unrecorded", base.display(), peer.id);
+                None
+            }
+        },
+        None => None,
+    };
     let relay_config = RelayConfig {
+        record,
         framing: accepted.framing,
         encoding: accepted.encoding,
         decoder: config.limits.decoder,

@@ -49,6 +49,7 @@ pub mod handshake;
 pub mod hixie;
 pub mod http;
 pub mod listener;
+pub mod record;
 pub mod relay;
 pub mod sniff;
 pub mod splice;

@@ -119,6 +119,9 @@ impl Server {
                 ));
             }
         }
+        if let Some(record) = &config.record {
+            lines.push(format!("  - Recording to '{}.*'", record.display()));
+        }
         if let Some(auth) = &config.auth {
             let web = if config.web_auth { " (also for the web server)" } else { "" };
             lines.push(format!("  - Authentication: {}{web}", auth.describe()));
@@ -202,7 +205,7 @@ impl Server {
                     tracker.spawn(
                         async move {
                             tracing::debug!("accepted");
-                            if connection::serve(stream, ctx).await == Outcome::Session {
+                            if connection::serve(stream, id, ctx).await == Outcome::Session {
                                 done.notify_one();
                             }
                             drop(guard);

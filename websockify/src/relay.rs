@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::encoding::{Base64Decoder, Encoding, encode_base64, encoded_len};
 use crate::handshake::Framing;
 use crate::hixie::{self, HixieDecoder};
+use crate::record::{Direction, Recorder};
 use crate::splice::Splicer;
 use crate::stream::AsTcp;
 use crate::ws::{
@@ -42,7 +43,7 @@ const MAX_BUF: usize = 256 * 1024;
 const DIRECT_WRITE: usize = 8 * 1024;
 
 /// What the relay needs to know about the session.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RelayConfig {
     pub framing: Framing,
     pub encoding: Encoding,
@@ -54,6 +55,8 @@ pub struct RelayConfig {
     pub close_timeout: Duration,
     /// Print the `--traffic` legend characters.
     pub traffic: bool,
+    /// Record the session (`--record`).
+    pub record: Option<Recorder>,
 }
 
 /// How a session ended, for its summary log line.
@@ -169,6 +172,7 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
         let mut decoder = FrameDecoder::new(self.config);
         let mut base64 = (self.config.encoding == Encoding::Base64).then(|| (Base64Decoder::default(), Vec::new()));
         let mut held = Vec::new();
+        let mut recorded = Vec::new();
         // Once the target refuses writes, client data is dropped but frames are still
         // decoded, so that the close handshake can finish.
         let mut target_ok = true;
@@ -188,6 +192,18 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
                     Event::NeedMore => break Step::Read,
                     Event::Data { payload, text, last } => {
                         let (start, end) = (at + payload.start, at + payload.end);
+                        if let Some(rec) = &self.config.record {
+                            // A base64 entry must be whole base64 text: record messages.
+                            if base64.is_some() && text {
+                                recorded.extend_from_slice(&buf[start..end]);
+                                if last {
+                                    rec.record(Direction::FromClient, &recorded);
+                                    recorded.clear();
+                                }
+                            } else {
+                                rec.record(Direction::FromClient, &buf[start..end]);
+                            }
+                        }
                         if let Some((decoder, out)) = base64.as_mut().filter(|_| text) {
                             if let Err(e) = decoder.feed(&buf[start..end], last, out) {
                                 break Step::Fail(close_code::INVALID_PAYLOAD, e.to_string());
@@ -468,7 +484,6 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
 
     /// Sends the `n` target bytes at `buf[MAX_SERVER_HEADER..]` as one message.
     async fn send_data(&mut self, buf: &mut Vec<u8>, n: usize, encoded: &mut Vec<u8>) -> io::Result<()> {
-        let header: &mut [u8; MAX_SERVER_HEADER] = (&mut buf[..MAX_SERVER_HEADER]).try_into().expect("header room");
         match (self.config.framing, self.config.encoding) {
             (Framing::Hixie, _) => {
                 // 0x00, the base64 text, 0xFF.
@@ -477,12 +492,20 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                 encoded[0] = 0x00;
                 encode_base64(&buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n], &mut encoded[1..=len]);
                 encoded[len + 1] = 0xFF;
+                if let Some(rec) = &self.config.record {
+                    rec.record(Direction::ToClient, &encoded[1..=len]);
+                }
                 let frame = std::mem::take(encoded);
                 let result = self.send(&frame).await;
                 *encoded = frame;
                 result?;
             }
             (Framing::Rfc6455, Encoding::Binary) => {
+                if let Some(rec) = &self.config.record {
+                    rec.record(Direction::ToClient, &buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n]);
+                }
+                let header: &mut [u8; MAX_SERVER_HEADER] =
+                    (&mut buf[..MAX_SERVER_HEADER]).try_into().expect("header room");
                 let h = encode_header_before(header, true, OpCode::Binary, n);
                 self.send(&buf[MAX_SERVER_HEADER - h..MAX_SERVER_HEADER + n]).await?;
             }
@@ -490,6 +513,9 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                 let len = encoded_len(n);
                 encoded.resize(MAX_SERVER_HEADER + len, 0);
                 encode_base64(&buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n], &mut encoded[MAX_SERVER_HEADER..]);
+                if let Some(rec) = &self.config.record {
+                    rec.record(Direction::ToClient, &encoded[MAX_SERVER_HEADER..]);
+                }
                 let header: &mut [u8; MAX_SERVER_HEADER] =
                     (&mut encoded[..MAX_SERVER_HEADER]).try_into().expect("header room");
                 let h = encode_header_before(header, true, OpCode::Text, len);
@@ -513,7 +539,9 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
     }
 
     fn start_splicing(&mut self) {
+        // Recording needs the bytes in user space.
         let eligible = self.splice.is_none()
+            && self.config.record.is_none()
             && self.config.framing == Framing::Rfc6455
             && self.config.encoding == Encoding::Binary
             && self.target.as_tcp().is_some()
