@@ -6,8 +6,9 @@
 #   - a Python 2.7 venv in .peers/venv2 with Autobahn|Testsuite (wstest);
 #   - Debian's Chromium (/usr/bin/chromium, as root) and playwright-core in
 #     tests/browser/node_modules (npm ci from the lock file);
-#   - Debian's redis-server and redis-cli (as root), for the TokenRedis tests.
-# Usage: scripts/peers.sh [apt|py|node|autobahn|browser|redis|all]   (default: all)
+#   - Debian's redis-server and redis-cli (as root), for the TokenRedis tests;
+#   - Debian's inetutils-telnetd (as root), wrapped by the wrap-mode tests.
+# Usage: scripts/peers.sh [apt|py|node|autobahn|browser|redis|telnetd|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -88,6 +89,20 @@ if want redis; then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
         else
             echo "peers.sh: please install redis-server (sudo apt-get install redis-server)" >&2
+            exit 1
+        fi
+    fi
+fi
+
+if want telnetd; then
+    # websockify/tests/wrap.rs wraps /usr/sbin/telnetd (started per connection by socat:
+    # it has no listen mode of its own).
+    if [ ! -x /usr/sbin/telnetd ]; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inetutils-telnetd >/dev/null
+        else
+            echo "peers.sh: please install inetutils-telnetd (sudo apt-get install inetutils-telnetd)" >&2
             exit 1
         fi
     fi

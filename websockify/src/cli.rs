@@ -10,10 +10,11 @@ use clap::Parser;
 use std::sync::Arc;
 
 use crate::auth::{self, Authenticator};
-use crate::config::{Config, ListenAddr, Route, Target, TargetTls};
+use crate::config::{Config, Listen, ListenAddr, Route, Target, TargetTls};
 use crate::tls::{TlsOptions, TlsVersion};
 use crate::token::{self, TokenRoute, TokenSource};
 use crate::web::WebOptions;
+use crate::wrap::{WrapConfig, WrapMode};
 
 /// WebSocket to TCP bridge: a drop-in replacement for Python websockify.
 ///
@@ -25,7 +26,8 @@ use crate::web::WebOptions;
     name = "websockify",
     version,
     override_usage = "websockify [options] [source_addr:]source_port target_addr:target_port\n       \
-                      websockify [options] --unix-target FILE [source_addr:]source_port",
+                      websockify [options] --unix-target FILE [source_addr:]source_port\n       \
+                      websockify [options] [source_addr:]source_port -- PROGRAM ARGS...",
     after_help = "Examples:\n  websockify 6080 localhost:5900            noVNC's usual invocation\n  \
                   websockify [::1]:6080 vnc.internal:5901   IPv6 listen, host name target\n  \
                   websockify 6080 --unix-target /run/vnc.sock"
@@ -33,7 +35,7 @@ use crate::web::WebOptions;
 pub struct Cli {
     /// Where to listen: PORT, HOST:PORT, [IPV6]:PORT or IPV6:PORT (no host: every interface)
     #[arg(value_name = "[source_addr:]source_port")]
-    pub listen: String,
+    pub listen: Option<String>,
 
     /// Where to forward: HOST:PORT or [IPV6]:PORT
     #[arg(value_name = "target_addr:target_port")]
@@ -169,6 +171,18 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
 
+    /// Take the listening socket (or one accepted connection) from file descriptor 0
+    #[arg(long, conflicts_with = "unix_listen", help_heading = "Listening")]
+    pub inetd: bool,
+
+    /// Listen on a UNIX socket instead of a TCP port
+    #[arg(long, value_name = "FILE", help_heading = "Listening")]
+    pub unix_listen: Option<PathBuf>,
+
+    /// Permission bits of the --unix-listen socket, in octal
+    #[arg(long, value_name = "OCTAL", default_value = "600", requires = "unix_listen", help_heading = "Listening")]
+    pub unix_listen_mode: String,
+
     /// Record each session to FILE.<connection id> (noVNC player format)
     #[arg(long, value_name = "FILE", help_heading = "Sessions")]
     pub record: Option<PathBuf>,
@@ -204,12 +218,27 @@ pub struct Cli {
     /// Accepted for compatibility with upstream (pings are always answered); has no effect
     #[arg(long, hide_short_help = true, help_heading = "Compatibility")]
     pub auto_pong: bool,
+
+    /// When the wrapped program exits: exit (with its status), ignore (it daemonized; keep
+    /// serving) or respawn (at most 3 starts per ~10 s) [default: exit]
+    #[arg(long, value_name = "MODE", value_parser = ["exit", "ignore", "respawn"], help_heading = "Wrapping a program")]
+    pub wrap_mode: Option<String>,
+
+    /// Run PROGRAM (no shell) in place of a target: its bind() to source_port is moved to a
+    /// loopback port by the rebind interposer (LD_PRELOAD), and sessions go there
+    #[arg(last = true, value_name = "PROGRAM ARGS", help_heading = "Wrapping a program")]
+    pub command: Vec<OsString>,
+}
+
+/// Whether systemd passed us listening sockets (LISTEN_FDS, with LISTEN_PID our pid).
+fn systemd_sockets() -> bool {
+    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    pid_ok && std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 0)
 }
 
 /// Upstream options this build does not implement yet. They are refused by name rather
 /// than accepted and ignored.
-const NOT_YET: &[&str] =
-    &["-D", "--daemon", "--unix-listen", "--unix-listen-mode", "--inetd", "--wrap-mode", "--syslog", "--legacy-syslog"];
+const NOT_YET: &[&str] = &["-D", "--daemon", "--syslog", "--legacy-syslog"];
 
 /// A command-line error: one line for the user, exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -354,10 +383,71 @@ impl Cli {
         }))
     }
 
-    fn into_config(self) -> Result<Parsed, UsageError> {
-        let listen = ListenAddr::parse(&self.listen).map_err(|e| UsageError(format!("listen address: {e}")))?;
+    /// Where connections come from. Without a TCP listen address (inetd, UNIX socket,
+    /// systemd), the first positional argument is the target, as upstream reads it.
+    fn listen(&mut self) -> Result<Listen, UsageError> {
+        let listen = if self.inetd {
+            Listen::Stdin
+        } else if let Some(path) = &self.unix_listen {
+            let mode =
+                u32::from_str_radix(&self.unix_listen_mode, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
+                    UsageError(format!(
+                        "--unix-listen-mode {:?}: expected octal bits such as 600",
+                        self.unix_listen_mode
+                    ))
+                })?;
+            Listen::Unix { path: std::path::absolute(path).unwrap_or_else(|_| path.clone()), mode }
+        } else if systemd_sockets() {
+            Listen::Systemd
+        } else {
+            let addr = self
+                .listen
+                .as_deref()
+                .ok_or_else(|| UsageError("a listen address ([host:]port) is required".into()))?;
+            return ListenAddr::parse(addr).map(Listen::Tcp).map_err(|e| UsageError(format!("listen address: {e}")));
+        };
+        if let Some(first) = self.listen.take() {
+            if self.target.is_some() {
+                return Err(UsageError(
+                    "no listen address is taken with --inetd, --unix-listen or systemd sockets".into(),
+                ));
+            }
+            self.target = Some(first);
+        }
+        Ok(listen)
+    }
+
+    /// `-- PROGRAM ARGS`: the wrapped program takes the place of a target.
+    fn wrap(&self, notices: &mut Vec<String>) -> Result<Option<WrapConfig>, UsageError> {
+        let mode = self.wrap_mode.as_deref().map(str::parse::<WrapMode>).transpose().map_err(UsageError)?;
+        if self.command.is_empty() {
+            if mode.is_some() {
+                notices.push("--wrap-mode has no effect without -- PROGRAM ARGS".to_owned());
+            }
+            return Ok(None);
+        }
+        if self.target.is_some()
+            || self.unix_target.is_some()
+            || self.token_plugin.is_some()
+            || self.target_config.is_some()
+        {
+            return Err(UsageError(
+                "a wrapped program (-- PROGRAM ARGS) takes the place of a target: give no target_addr:target_port, \
+                 --unix-target or --token-plugin"
+                    .into(),
+            ));
+        }
+        WrapConfig::new(self.command.clone(), mode.unwrap_or_default()).map(Some).map_err(|e| UsageError(e.to_string()))
+    }
+
+    fn into_config(mut self) -> Result<Parsed, UsageError> {
+        let listen = self.listen()?;
         let mut notices = Vec::new();
-        let route = self.route(&mut notices)?;
+        let wrap = self.wrap(&mut notices)?;
+        let route = match &wrap {
+            Some(w) => w.target().into(),
+            None => self.route(&mut notices)?,
+        };
         let auth = self.auth()?;
         if self.max_message_size == 0 {
             return Err(UsageError("--max-message-size must be at least 1".into()));
@@ -395,6 +485,7 @@ impl Cli {
         config.ssl_only = self.ssl_only;
         config.target_tls = self.ssl_target.then(|| TargetTls { cafile: self.target_cafile.clone() });
         config.web = web;
+        config.wrap = wrap;
         if self.libserver {
             notices.push("--libserver has no meaning here and is ignored".to_owned());
         }
@@ -422,7 +513,7 @@ mod tests {
     #[test]
     fn upstream_forms() {
         let c = run(&["6080", "localhost:5900"]).unwrap();
-        assert_eq!(c.listen, ListenAddr { host: None, port: 6080 });
+        assert_eq!(c.listen, Listen::Tcp(ListenAddr { host: None, port: 6080 }));
         assert!(matches!(&c.route, Route::Fixed(Target::Tcp { host, port: 5900 }) if host == "localhost"));
         let c = run(&["--heartbeat=30", "--timeout", "5", "-v", "--run-once", "[::1]:6080", "[::1]:5901"]).unwrap();
         assert_eq!(c.heartbeat, Some(Duration::from_secs(30)));

@@ -11,12 +11,13 @@ use crate::http::HeadLimits;
 use crate::tls::TlsOptions;
 use crate::token::TokenRoute;
 use crate::web::WebOptions;
+use crate::wrap::WrapConfig;
 use crate::ws::DecoderConfig;
 
 /// Everything a [`crate::Server`] needs.
 #[derive(Clone)]
 pub struct Config {
-    pub listen: ListenAddr,
+    pub listen: Listen,
     /// Where sessions go: one fixed target, or one chosen per session by a token.
     pub route: Route,
     /// Checked before every WebSocket session (and static file, with `web_auth`).
@@ -44,6 +45,9 @@ pub struct Config {
     pub target_tls: Option<TargetTls>,
     /// Serve static files on the same port (`--web`).
     pub web: Option<WebOptions>,
+    /// Run this program and forward to it (`-- PROGRAM ARGS`); the route then points at
+    /// the loopback port its listening socket is moved to.
+    pub wrap: Option<WrapConfig>,
     /// Record each session to `<this path>.<connection id>` (`--record`).
     pub record: Option<PathBuf>,
     pub limits: Limits,
@@ -57,6 +61,7 @@ impl fmt::Debug for Config {
             .field("auth", &self.auth.as_ref().map(|a| a.describe()))
             .field("tls", &self.tls)
             .field("web", &self.web)
+            .field("wrap", &self.wrap)
             .finish_non_exhaustive()
     }
 }
@@ -91,9 +96,9 @@ pub struct TargetTls {
 
 impl Config {
     /// A configuration with defaults for everything but where to listen and where to go.
-    pub fn new(listen: ListenAddr, route: impl Into<Route>) -> Self {
+    pub fn new(listen: impl Into<Listen>, route: impl Into<Route>) -> Self {
         Self {
-            listen,
+            listen: listen.into(),
             route: route.into(),
             auth: None,
             web_auth: false,
@@ -107,6 +112,7 @@ impl Config {
             ssl_only: false,
             target_tls: None,
             web: None,
+            wrap: None,
             record: None,
             limits: Limits::default(),
         }
@@ -138,6 +144,26 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+/// Where connections come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address we bind.
+    Tcp(ListenAddr),
+    /// A UNIX stream socket we create with these permission bits (`--unix-listen`).
+    Unix { path: PathBuf, mode: u32 },
+    /// A socket on file descriptor 0 (`--inetd`): a listening socket, or one accepted
+    /// connection (inetd `nowait`, `systemd-socket-activate --inetd`), served then done.
+    Stdin,
+    /// The first socket passed by systemd socket activation (`LISTEN_FDS`).
+    Systemd,
+}
+
+impl From<ListenAddr> for Listen {
+    fn from(addr: ListenAddr) -> Self {
+        Self::Tcp(addr)
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +45,7 @@ pub enum Outcome {
 }
 
 /// Serves one accepted connection. Logs its own events; never fails the caller.
-pub async fn serve(mut client: TcpStream, id: u64, ctx: Arc<Context>) -> Outcome {
-    target::tune_tcp(&client);
+pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ctx: Arc<Context>) -> Outcome {
     let limits = ctx.config.limits;
     let kind = match sniff::sniff(&mut client, limits.head.timeout).await {
         Ok(kind) => kind,

@@ -58,6 +58,7 @@ pub mod target;
 pub mod tls;
 pub mod token;
 pub mod web;
+pub mod wrap;
 pub mod ws;
 
 pub use config::{Config, Limits, ListenAddr, Route, Target};

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::os::fd::AsFd as _;
+
 use socket2::{Domain, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::config::{Config, ListenAddr, Route, Target};
+use crate::config::{Config, Listen, ListenAddr, Route, Target};
 use crate::connection::{self, Context, Outcome};
 use crate::target;
 use crate::tls::{self, TlsError, TlsServer};
@@ -29,7 +31,7 @@ const CERT_POLL: Duration = Duration::from_secs(2);
 
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
-    listener: TcpListener,
+    listener: Listener,
     config: Arc<Config>,
     tls: Option<Arc<TlsServer>>,
     target_tls: Option<tokio_rustls::TlsConnector>,
@@ -72,7 +74,7 @@ impl Server {
             Some(t) => Some(tls::connector(t.cafile.as_deref()).map_err(BindError::TargetTls)?),
             None => None,
         };
-        let listener = bind(&config.listen, config.prefer_ipv6).await?;
+        let listener = Listener::open(&config.listen, config.prefer_ipv6).await?;
         Ok(Self { listener, config: Arc::new(config), tls, target_tls, reload: Arc::new(Notify::new()), warnings })
     }
 
@@ -85,10 +87,16 @@ impl Server {
     /// The settings summary upstream prints at start, with the address actually bound.
     pub fn settings(&self) -> Vec<String> {
         let config = &self.config;
-        let listen = match (&config.listen.host, self.listener.local_addr()) {
-            (None, Ok(bound)) => format!(":{}", bound.port()),
-            (Some(_), Ok(bound)) => bound.to_string(),
-            (_, Err(_)) => config.listen.to_string(),
+        let listen = match (&config.listen, &self.listener) {
+            (Listen::Tcp(addr), Listener::Tcp(l)) => match (&addr.host, l.local_addr()) {
+                (None, Ok(bound)) => format!(":{}", bound.port()),
+                (Some(_), Ok(bound)) => bound.to_string(),
+                (_, Err(_)) => addr.to_string(),
+            },
+            (_, Listener::Tcp(l)) => l.local_addr().map_or_else(|_| "inherited socket".into(), |a| a.to_string()),
+            (Listen::Unix { path, mode }, _) => format!("unix socket {} (mode {mode:04o})", path.display()),
+            (_, Listener::Unix { .. }) => "inherited unix socket".into(),
+            (_, Listener::Connection(_)) => "one inherited connection (inetd)".into(),
         };
         let mut lines = vec!["WebSocket server settings:".to_owned(), format!("  - Listen on {listen}")];
         lines.push("  - Flash security policy server".to_owned());
@@ -110,7 +118,13 @@ impl Server {
             Route::Fixed(Target::Unix(path)) => {
                 lines.push(format!("  - proxying from {listen} to {}{using}", path.display()))
             }
-            Route::Fixed(target) => lines.push(format!("  - proxying from {listen} to {target}{using}")),
+            Route::Fixed(target) => {
+                let to = match &config.wrap {
+                    Some(w) => format!("'{}' (port {})", w.display_command(), w.port),
+                    None => target.to_string(),
+                };
+                lines.push(format!("  - proxying from {listen} to {to}{using}"));
+            }
             Route::Token(t) => {
                 let from = if t.source.host { " (token from the Host header)" } else { "" };
                 lines.push(format!(
@@ -132,9 +146,12 @@ impl Server {
         lines
     }
 
-    /// The address actually bound (useful with port 0).
+    /// The TCP address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr(),
+            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "not a TCP listener")),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -190,8 +207,10 @@ impl Server {
                     }
                 }
                 accepted = self.listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(ok) => ok,
+                    let (conn, peer) = match accepted {
+                        Ok(Some(ok)) => ok,
+                        // The one inherited connection is being served: accept nothing more.
+                        Ok(None) => break Stop::RunOnce,
                         Err(e) => {
                             tracing::error!("accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
                             tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -205,7 +224,14 @@ impl Server {
                     tracker.spawn(
                         async move {
                             tracing::debug!("accepted");
-                            if connection::serve(stream, id, ctx).await == Outcome::Session {
+                            let outcome = match conn {
+                                Conn::Tcp(stream) => {
+                                    target::tune_tcp(&stream);
+                                    connection::serve(stream, id, ctx).await
+                                }
+                                Conn::Unix(stream) => connection::serve(stream, id, ctx).await,
+                            };
+                            if outcome == Outcome::Session {
                                 done.notify_one();
                             }
                             drop(guard);
@@ -288,6 +314,120 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// The sockets connections come from.
+enum Listener {
+    Tcp(TcpListener),
+    /// A UNIX socket; `path` is removed at exit when we created it.
+    Unix {
+        listener: UnixListener,
+        path: Option<std::path::PathBuf>,
+    },
+    /// One already accepted connection (inetd `nowait` style), served once.
+    Connection(std::sync::Mutex<Option<Conn>>),
+}
+
+/// An accepted connection.
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn open(listen: &Listen, prefer_ipv6: bool) -> Result<Self, BindError> {
+        match listen {
+            Listen::Tcp(addr) => bind(addr, prefer_ipv6).await.map(Self::Tcp),
+            Listen::Unix { path, mode } => {
+                bind_unix(path, *mode).map_err(|source| BindError::Bind { addr: path.display().to_string(), source })
+            }
+            Listen::Stdin => {
+                let fd = std::io::stdin().as_fd().try_clone_to_owned();
+                let fd = fd.map_err(|source| BindError::Bind { addr: "stdin (--inetd)".into(), source })?;
+                Self::inherited(socket2::Socket::from(fd))
+                    .map_err(|source| BindError::Bind { addr: "stdin (--inetd)".into(), source })
+            }
+            Listen::Systemd => {
+                let mut fds = listenfd::ListenFd::from_env();
+                let err = |source| BindError::Bind { addr: "systemd socket (LISTEN_FDS)".into(), source };
+                if let Ok(Some(l)) = fds.take_tcp_listener(0) {
+                    l.set_nonblocking(true).map_err(err)?;
+                    return TcpListener::from_std(l).map(Self::Tcp).map_err(err);
+                }
+                match fds.take_unix_listener(0) {
+                    Ok(Some(l)) => {
+                        l.set_nonblocking(true).map_err(err)?;
+                        UnixListener::from_std(l).map(|listener| Self::Unix { listener, path: None }).map_err(err)
+                    }
+                    Ok(None) => Err(err(io::Error::other("LISTEN_FDS names no socket for this process"))),
+                    Err(e) => Err(err(e)),
+                }
+            }
+        }
+    }
+
+    /// A socket received from our parent: listening (inetd `wait`), or one connection.
+    fn inherited(socket: socket2::Socket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let unix = socket.domain()? == Domain::UNIX;
+        if socket.is_listener()? {
+            return Ok(if unix {
+                Self::Unix { listener: UnixListener::from_std(socket.into())?, path: None }
+            } else {
+                Self::Tcp(TcpListener::from_std(socket.into())?)
+            });
+        }
+        let conn = if unix {
+            Conn::Unix(UnixStream::from_std(socket.into())?)
+        } else {
+            Conn::Tcp(TcpStream::from_std(socket.into())?)
+        };
+        Ok(Self::Connection(std::sync::Mutex::new(Some(conn))))
+    }
+
+    /// The next connection and a name for its peer; `None` once an inherited single
+    /// connection has been handed out.
+    async fn accept(&self) -> io::Result<Option<(Conn, String)>> {
+        match self {
+            Self::Tcp(l) => l.accept().await.map(|(s, peer)| Some((Conn::Tcp(s), peer.to_string()))),
+            Self::Unix { listener, .. } => {
+                listener.accept().await.map(|(s, _)| Some((Conn::Unix(s), "unix".to_owned())))
+            }
+            Self::Connection(conn) => {
+                let taken = conn.lock().expect("inherited connection").take();
+                match taken {
+                    Some(conn) => Ok(Some((conn, "inetd".to_owned()))),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Self::Unix { path: Some(path), .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Creates a UNIX listening socket with `mode` permission bits. A stale socket file (no
+/// one listening) is replaced; a live one is an error, as is any other file.
+fn bind_unix(path: &std::path::Path, mode: u32) -> io::Result<Listener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a socket"));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, "another process listens on it"));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(Listener::Unix { listener, path: Some(path.to_owned()) })
 }
 
 /// Binds the listen address. No host: `[::]` accepting IPv4 too, or `0.0.0.0` where the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use websockify::cli::{self, LogOptions, Parsed};
-use websockify::{Config, Server};
+use websockify::{Config, Server, wrap};
 
 fn main() -> ExitCode {
     let (config, log) = match cli::parse(std::env::args_os()) {
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(serve(*config)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             if log.log_file.is_some() {
                 tracing::error!("{e}");
@@ -49,15 +49,33 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the server; the exit code is the wrapped program's in `--wrap-mode exit`.
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let server = Server::bind(config).await?;
     for line in server.settings() {
         tracing::info!("{line}");
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone(), server.reload_handle()));
-    server.run(shutdown).await;
-    Ok(())
+    // `-- PROGRAM`: started once the port is ours; when it ends in exit mode, so does the
+    // server, and when the server is done (for any reason), so is the program.
+    let server_done = CancellationToken::new();
+    let wrapped = match &server.config().wrap {
+        Some(wrap) => {
+            let port = server.local_addr().map_err(wrap::WrapError::ListenPort)?.port();
+            let wrapper = wrap::Wrapper::spawn(wrap, port)?;
+            Some(tokio::spawn(wrapper.run(shutdown.clone(), server_done.clone())))
+        }
+        None => None,
+    };
+    server.run(shutdown.clone()).await;
+    shutdown.cancel();
+    server_done.cancel();
+    let code = match wrapped {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
+    Ok(code.map_or(ExitCode::SUCCESS, |c| ExitCode::from(u8::try_from(c).unwrap_or(1))))
 }
 
 /// SIGINT/SIGTERM: graceful shutdown (sessions get 1001); a second one exits at once.
