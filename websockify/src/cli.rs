@@ -167,9 +167,25 @@ pub struct Cli {
     #[arg(long, help_heading = "Logging")]
     pub traffic: bool,
 
-    /// Write logs to FILE (appending) instead of stderr
+    /// Write logs to FILE (appending) instead of stderr; reopened on SIGHUP (logrotate)
     #[arg(long, value_name = "FILE", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
+
+    /// Also log to syslog: a UDP host:port, or a local socket such as /dev/log (RFC 5424)
+    #[arg(long, value_name = "SERVER", help_heading = "Logging")]
+    pub syslog: Option<String>,
+
+    /// Use the old BSD syslog format instead of RFC 5424
+    #[arg(long, requires = "syslog", help_heading = "Logging")]
+    pub legacy_syslog: bool,
+
+    /// Become a daemon (background process); stdio goes to /dev/null, logs to --log-file/--syslog
+    #[arg(short = 'D', long, help_heading = "Process")]
+    pub daemon: bool,
+
+    /// With -D, write the daemon's pid to FILE
+    #[arg(long, value_name = "FILE", requires = "daemon", help_heading = "Process")]
+    pub pid_file: Option<PathBuf>,
 
     /// Take the listening socket (or one accepted connection) from file descriptor 0
     #[arg(long, conflicts_with = "unix_listen", help_heading = "Listening")]
@@ -236,10 +252,6 @@ fn systemd_sockets() -> bool {
     pid_ok && std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 0)
 }
 
-/// Upstream options this build does not implement yet. They are refused by name rather
-/// than accepted and ignored.
-const NOT_YET: &[&str] = &["-D", "--daemon", "--syslog", "--legacy-syslog"];
-
 /// A command-line error: one line for the user, exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -257,6 +269,13 @@ pub enum Parsed {
 pub struct LogOptions {
     pub verbose: bool,
     pub log_file: Option<PathBuf>,
+    /// `--syslog`: `host:port` (UDP) or a datagram socket path such as `/dev/log`.
+    pub syslog: Option<String>,
+    /// BSD syslog format instead of RFC 5424.
+    pub legacy_syslog: bool,
+    /// `-D`: become a daemon before any thread starts.
+    pub daemon: bool,
+    pub pid_file: Option<PathBuf>,
     /// Notices about accepted-but-ignored options, to log once logging is up.
     pub notices: Vec<String>,
 }
@@ -268,13 +287,6 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    for arg in args.iter().skip(1).take_while(|a| *a != "--") {
-        let name = arg.to_string_lossy();
-        let name = name.split('=').next().unwrap_or_default();
-        if NOT_YET.contains(&name) {
-            return Err(UsageError(format!("{name} is an upstream option that this version does not implement yet")));
-        }
-    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
@@ -492,7 +504,17 @@ impl Cli {
         if self.auto_pong {
             notices.push("--auto-pong is ignored: pings are always answered".to_owned());
         }
-        let log = LogOptions { verbose: self.verbose, log_file: self.log_file, notices };
+        // The daemon keeps the working directory, but absolute paths survive any later change.
+        let absolute = |p: Option<PathBuf>| p.map(|p| std::path::absolute(&p).unwrap_or(p));
+        let log = LogOptions {
+            verbose: self.verbose,
+            log_file: absolute(self.log_file),
+            syslog: self.syslog,
+            legacy_syslog: self.legacy_syslog,
+            daemon: self.daemon,
+            pid_file: absolute(self.pid_file),
+            notices,
+        };
         Ok(Parsed::Run(Box::new(config), log))
     }
 }
@@ -528,7 +550,8 @@ mod tests {
     fn one_line_errors() {
         for (args, needle) in [
             (&["6080"][..], "a target is required"),
-            (&["6080", "h:1", "--syslog", "x"], "--syslog is an upstream option"),
+            (&["6080", "h:1", "--legacy-syslog"], "--syslog"),
+            (&["6080", "h:1", "--pid-file", "x"], "--daemon"),
             (&["6080", "h:1", "--unix-target", "/x"], "only one of"),
             (&["http", "h:1"], "listen address"),
             (&["6080", "h"], "target address"),

@@ -54,6 +54,7 @@ pub mod relay;
 pub mod sniff;
 pub mod splice;
 pub mod stream;
+pub mod syslog;
 pub mod target;
 pub mod tls;
 pub mod token;

@@ -4,7 +4,8 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -23,10 +24,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = init_logging(&log) {
-        eprintln!("websockify: {e:#}");
-        return ExitCode::from(2);
+    // Before any thread exists: the runtime is built after this.
+    if log.daemon {
+        let mut daemon =
+            daemonize::Daemonize::new().working_directory(std::env::current_dir().unwrap_or_else(|_| "/".into()));
+        if let Some(pid_file) = &log.pid_file {
+            daemon = daemon.pid_file(pid_file);
+        }
+        if let Err(e) = daemon.start() {
+            eprintln!("websockify: cannot become a daemon: {e}");
+            return ExitCode::FAILURE;
+        }
     }
+    let log_file = match init_logging(&log) {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("websockify: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     for notice in &log.notices {
         tracing::warn!("{notice}");
     }
@@ -37,10 +53,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(*config)) {
+    match runtime.block_on(serve(*config, log_file)) {
         Ok(code) => code,
         Err(e) => {
-            if log.log_file.is_some() {
+            if log.log_file.is_some() || log.syslog.is_some() || log.daemon {
                 tracing::error!("{e}");
             }
             eprintln!("websockify: {e}");
@@ -50,13 +66,15 @@ fn main() -> ExitCode {
 }
 
 /// Runs the server; the exit code is the wrapped program's in `--wrap-mode exit`.
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, log_file: Option<LogFile>) -> anyhow::Result<ExitCode> {
     let server = Server::bind(config).await?;
     for line in server.settings() {
         tracing::info!("{line}");
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone(), server.reload_handle()));
+    tokio::spawn(watch_signals(shutdown.clone(), server.reload_handle(), log_file));
+    // Under systemd (Type=notify): ready once the socket is bound. No-op elsewhere.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     // `-- PROGRAM`: started once the port is ours; when it ends in exit mode, so does the
     // server, and when the server is done (for any reason), so is the program.
     let server_done = CancellationToken::new();
@@ -80,7 +98,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
 /// SIGINT/SIGTERM: graceful shutdown (sessions get 1001); a second one exits at once.
 /// SIGHUP: reload certificates.
-async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>) {
+async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>, log_file: Option<LogFile>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
         (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
@@ -94,6 +112,11 @@ async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>) {
             _ = term.recv() => break "SIGTERM",
             _ = hup.recv() => {
                 tracing::info!("SIGHUP received, reloading");
+                if let Some(file) = &log_file
+                    && let Err(e) = file.reopen()
+                {
+                    tracing::error!("cannot reopen the log file: {e}");
+                }
                 reload.notify_one();
             }
         }
@@ -108,22 +131,87 @@ async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>) {
     std::process::exit(1);
 }
 
-fn init_logging(log: &LogOptions) -> anyhow::Result<()> {
+/// The `--log-file`, reopened on SIGHUP so that logrotate can move it away.
+#[derive(Clone)]
+struct LogFile {
+    path: PathBuf,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let file = Self::open_file(path)?;
+        Ok(Self { path: path.to_owned(), file: Arc::new(Mutex::new(file)) })
+    }
+
+    fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new().create(true).append(true).open(path)
+    }
+
+    fn reopen(&self) -> std::io::Result<()> {
+        let fresh = Self::open_file(&self.path)?;
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        tracing::info!("log file {} reopened", self.path.display());
+        Ok(())
+    }
+}
+
+impl std::io::Write for &LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
+    type Writer = &'a LogFile;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
+
+/// Logs to stderr or `--log-file`, and to `--syslog` as well.
+fn init_logging(log: &LogOptions) -> anyhow::Result<Option<LogFile>> {
     use anyhow::Context as _;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = if log.verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_env("WEBSOCKIFY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let syslog = match &log.syslog {
+        Some(dest) => Some(
+            websockify::syslog::Syslog::connect(dest, log.daemon, log.legacy_syslog)
+                .with_context(|| format!("cannot reach syslog at {dest}"))?,
+        ),
+        None => None,
+    };
+    let syslog_layer = syslog.map(|s| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .without_time()
+            .with_level(false)
+            .with_target(false)
+            .with_writer(s)
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(syslog_layer);
     match &log.log_file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open log file {}", path.display()))?;
-            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+            let file = LogFile::open(path).with_context(|| format!("cannot open log file {}", path.display()))?;
+            registry
+                .with(tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(file.clone()))
+                .init();
+            Ok(Some(file))
         }
-        None => builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init(),
+        None => {
+            let ansi = std::io::stderr().is_terminal();
+            registry
+                .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_target(false).with_writer(std::io::stderr))
+                .init();
+            Ok(None)
+        }
     }
-    Ok(())
 }
