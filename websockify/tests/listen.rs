@@ -133,3 +133,54 @@ async fn systemd_socket_activation() {
     let _ = child.wait();
     let _ = Command::new("pkill").args(["-f", &format!("{BIN} {target}")]).status();
 }
+
+/// The shipped unit files pass `systemd-analyze verify`, and the service's command line,
+/// given a socket the way websockify.socket gives it, serves and reports readiness.
+#[tokio::test]
+async fn shipped_systemd_units() {
+    let dir = TempDir::new("units");
+    let deploy = repo_root().join("deploy");
+    let service = std::fs::read_to_string(deploy.join("websockify.service")).unwrap();
+    let exec = service.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap().to_owned();
+    let service = service.replace("/usr/local/bin/websockify", BIN);
+    std::fs::write(dir.path("websockify.service"), &service).unwrap();
+    std::fs::copy(deploy.join("websockify.socket"), dir.path("websockify.socket")).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", &dir.str("websockify.service"), &dir.str("websockify.socket")])
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    let complaints = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success() && complaints.trim().is_empty(), "{complaints}");
+
+    // ExecStart's arguments, with the log file and target swapped for test ones.
+    let target = echo_target("127.0.0.1:0").await;
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .skip(1)
+        .map(|a| match a {
+            "/var/log/websockify/websockify.log" => dir.str("ws.log"),
+            "localhost:5900" => target.to_string(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let port = closed_port();
+    let notify = dir.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut child = Command::new("systemd-socket-activate")
+        .args(["-l", &format!("127.0.0.1:{port}"), "-E", &format!("NOTIFY_SOCKET={}", notify.display()), BIN])
+        .args(&args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the socket", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
+    let url = format!("ws://127.0.0.1:{port}/websockify");
+    let out = tokio::task::spawn_blocking(move || peer("python", &url, "echo", &["--bytes", "10000"])).await.unwrap();
+    assert_eq!(out["match"], true, "{out}");
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = Command::new("pkill").args(["-f", &format!("{BIN} --log-file {}", dir.str("ws.log"))]).status();
+}
