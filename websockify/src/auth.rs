@@ -171,6 +171,15 @@ mod tests {
     }
 
     #[test]
+    fn basic_auth_rfc_vector() {
+        // RFC 7617's (and upstream's test's) example credentials.
+        let a = plugin("BasicHTTPAuth", Some("Aladdin:open sesame")).unwrap();
+        assert_eq!(check(&*a, "Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n", None), Ok(()));
+        assert_eq!(check(&*a, "Authorization: Basic QWxhZGRpbjpPcGVuU2VzYW1l\r\n", None), Err(401));
+        assert_eq!(check(&*a, "Authorization: Basic xxxxx\r\n", None), Err(403));
+    }
+
+    #[test]
     fn basic_auth_table() {
         let a = plugin("websockify.auth_plugins.BasicHTTPAuth", Some("alice:s3cr:et")).unwrap();
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::auth::{self, Authenticator};
 use crate::config::{Config, Listen, ListenAddr, Route, Target, TargetTls};
+use crate::limit::SessionCaps;
 use crate::tls::{TlsOptions, TlsVersion};
 use crate::token::{self, TokenRoute, TokenSource};
 use crate::web::WebOptions;
@@ -222,6 +223,18 @@ pub struct Cli {
     /// Largest WebSocket message accepted from a client, in bytes; larger closes with 1009
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, help_heading = "Limits")]
     pub max_message_size: u64,
+
+    /// Concurrent WebSocket sessions allowed in total; more get 503 (0: unlimited)
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Limits")]
+    pub max_sessions: usize,
+
+    /// Concurrent sessions allowed per client IP address; more get 429 (0: unlimited)
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Limits")]
+    pub max_sessions_per_ip: usize,
+
+    /// Concurrent sessions allowed per token; more get 429 (0: unlimited)
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Limits")]
+    pub max_sessions_per_token: usize,
 
     /// Seconds allowed from accept to a complete request head
     #[arg(long, value_name = "SECS", default_value_t = 10, help_heading = "Limits")]
@@ -493,6 +506,11 @@ impl Cli {
         config.idle_timeout = secs(self.idle_timeout);
         config.limits.decoder.max_message = self.max_message_size;
         config.limits.head.timeout = Duration::from_secs(self.handshake_timeout);
+        config.limits.sessions = SessionCaps {
+            total: self.max_sessions,
+            per_ip: self.max_sessions_per_ip,
+            per_token: self.max_sessions_per_token,
+        };
         config.tls = tls;
         config.ssl_only = self.ssl_only;
         config.target_tls = self.ssl_target.then(|| TargetTls { cafile: self.target_cafile.clone() });

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::http::HeadLimits;
+use crate::limit::SessionCaps;
 use crate::tls::TlsOptions;
 use crate::token::TokenRoute;
 use crate::web::WebOptions;
@@ -132,6 +133,8 @@ pub struct Limits {
     pub close_timeout: Duration,
     /// On shutdown, time allowed for sessions to finish their close handshakes.
     pub shutdown_grace: Duration,
+    /// Concurrent sessions allowed in total, per client IP and per token.
+    pub sessions: SessionCaps,
 }
 
 impl Default for Limits {
@@ -143,6 +146,7 @@ impl Default for Limits {
             tls_handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            sessions: SessionCaps::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! HTTP), unwrap TLS, read request heads, serve static files or validate the WebSocket
 //! handshake, connect to the target, then relay.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use crate::auth;
 use crate::config::{Config, Route, Target};
 use crate::handshake::{self, RequestKind};
 use crate::http::{self, Request, Response};
+use crate::limit::SessionLimits;
 use crate::record::Recorder;
 use crate::relay::{self, End, RelayConfig};
 use crate::sniff::{self, Kind};
@@ -33,6 +35,8 @@ pub struct Context {
     pub target_tls: Option<TlsConnector>,
     /// Cancelled when the server shuts down: sessions close with 1001.
     pub shutdown: CancellationToken,
+    /// Live session counts against the configured caps.
+    pub sessions: Arc<SessionLimits>,
 }
 
 /// What a connection turned out to be, for the accept loop (`--run-once` counts sessions).
@@ -45,7 +49,7 @@ pub enum Outcome {
 }
 
 /// Serves one accepted connection. Logs its own events; never fails the caller.
-pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ctx: Arc<Context>) -> Outcome {
+pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr>, ctx: Arc<Context>) -> Outcome {
     let limits = ctx.config.limits;
     let kind = match sniff::sniff(&mut client, limits.head.timeout).await {
         Ok(kind) => kind,
@@ -82,7 +86,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ctx: Arc<Context>
             let client_cn =
                 stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| auth::common_name(c));
             tracing::debug!(client_cn = client_cn.as_deref(), "TLS established");
-            serve_http(stream, BytesMut::new(), Peer { id, secure: true, client_cn }, &ctx).await
+            serve_http(stream, BytesMut::new(), Peer { id, ip, secure: true, client_cn }, &ctx).await
         }
         Kind::Http(buf) => {
             if ctx.config.ssl_only {
@@ -92,7 +96,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ctx: Arc<Context>
                     .await;
                 return Outcome::NotSession;
             }
-            serve_http(client, buf, Peer { id, secure: false, client_cn: None }, &ctx).await
+            serve_http(client, buf, Peer { id, ip, secure: false, client_cn: None }, &ctx).await
         }
     }
 }
@@ -101,6 +105,8 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ctx: Arc<Context>
 struct Peer {
     /// The connection id (log lines, recording file names).
     id: u64,
+    /// The client's IP address (TCP clients), for per-IP session caps.
+    ip: Option<IpAddr>,
     /// Over TLS.
     secure: bool,
     /// Subject CN of the verified client certificate.
@@ -202,10 +208,20 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         let _ = e.response().write_to(&mut io).await;
         return Outcome::NotSession;
     }
-    let destination = match choose_target(&request, ctx).await {
-        Ok(target) => target,
+    let (destination, token) = match choose_target(&request, ctx).await {
+        Ok(found) => found,
         Err(response) => {
             let _ = response.write_to(&mut io).await;
+            return Outcome::NotSession;
+        }
+    };
+    // Held until the session ends.
+    let _permit = match ctx.sessions.acquire(peer.ip, token.as_deref()) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            tracing::warn!("session refused: {refusal}");
+            let body = if refusal.status() == 503 { "Server full, try again later" } else { "Too many sessions" };
+            let _ = Response::error(refusal.status(), body).with_header("Retry-After", "5").write_to(&mut io).await;
             return Outcome::NotSession;
         }
     };
@@ -288,9 +304,9 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
 
 /// The session's target: the fixed one, or the one its token maps to. Token problems end
 /// here with an HTTP status and a short reason; the log line says exactly why.
-async fn choose_target(request: &Request, ctx: &Context) -> Result<Target, Response> {
+async fn choose_target(request: &Request, ctx: &Context) -> Result<(Target, Option<String>), Response> {
     let route = match &ctx.config.route {
-        Route::Fixed(target) => return Ok(target.clone()),
+        Route::Fixed(target) => return Ok((target.clone(), None)),
         Route::Token(route) => route,
     };
     let Some(token) = token::extract(request, route.source) else {
@@ -304,7 +320,7 @@ async fn choose_target(request: &Request, ctx: &Context) -> Result<Target, Respo
     match found {
         Ok(Some(target)) => {
             tracing::info!("token {token:?} -> {target} ({ms:.1} ms)");
-            Ok(target)
+            Ok((target, Some(token)))
         }
         Ok(None) => {
             tracing::info!("token {token:?} not found ({ms:.1} ms)");

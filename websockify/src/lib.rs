@@ -48,6 +48,7 @@ pub mod encoding;
 pub mod handshake;
 pub mod hixie;
 pub mod http;
+pub mod limit;
 pub mod listener;
 pub mod record;
 pub mod relay;

@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use crate::config::{Config, Listen, ListenAddr, Route, Target};
 use crate::connection::{self, Context, Outcome};
+use crate::limit::SessionLimits;
 use crate::target;
 use crate::tls::{self, TlsError, TlsServer};
 
@@ -169,6 +170,7 @@ impl Server {
             tls: self.tls.clone(),
             target_tls: self.target_tls.clone(),
             shutdown: CancellationToken::new(),
+            sessions: SessionLimits::new(config.limits.sessions),
         });
         let sessions_stop = ctx.shutdown.clone();
         let mut cert_poll = tokio::time::interval(CERT_POLL);
@@ -227,9 +229,10 @@ impl Server {
                             let outcome = match conn {
                                 Conn::Tcp(stream) => {
                                     target::tune_tcp(&stream);
-                                    connection::serve(stream, id, ctx).await
+                                    let ip = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
+                                    connection::serve(stream, id, ip, ctx).await
                                 }
-                                Conn::Unix(stream) => connection::serve(stream, id, ctx).await,
+                                Conn::Unix(stream) => connection::serve(stream, id, None, ctx).await,
                             };
                             if outcome == Outcome::Session {
                                 done.notify_one();

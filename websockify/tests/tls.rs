@@ -381,3 +381,54 @@ async fn wait_port(port: u16) {
     }
     panic!("nothing listens on {port}");
 }
+
+/// Keys as PKCS#1 (RSA), SEC1 (EC) and PKCS#8, alone or in the certificate file (the
+/// default `self.pem` layout), each reached with `openssl s_client`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_formats_and_openssl_s_client() {
+    let dir = TempDir::new("keys");
+    let target = echo_target("127.0.0.1:0").await;
+    let subj = "/CN=localhost";
+    let san = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+    // PKCS#1 RSA, SEC1 EC, PKCS#8 Ed25519 keys with self-signed certificates.
+    openssl(&["genrsa", "-traditional", "-out", &dir.str("rsa.key"), "2048"]);
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &dir.str("ec.key")]);
+    openssl(&["genpkey", "-algorithm", "RSA", "-out", &dir.str("p8.key")]);
+    for name in ["rsa", "ec", "p8"] {
+        let key = dir.str(&format!("{name}.key"));
+        let cert = dir.str(&format!("{name}.pem"));
+        openssl(&["req", "-x509", "-new", "-key", &key, "-out", &cert, "-days", "2", "-subj", subj, "-addext", san]);
+    }
+    let head = |key: &str| std::fs::read_to_string(dir.path(key)).unwrap().lines().next().unwrap().to_owned();
+    assert_eq!(head("rsa.key"), "-----BEGIN RSA PRIVATE KEY-----");
+    assert_eq!(head("ec.key"), "-----BEGIN EC PRIVATE KEY-----");
+    assert_eq!(head("p8.key"), "-----BEGIN PRIVATE KEY-----");
+    // self.pem style: certificate and key in one file, found by default in the working directory.
+    let combined =
+        std::fs::read_to_string(dir.path("ec.pem")).unwrap() + &std::fs::read_to_string(dir.path("ec.key")).unwrap();
+    std::fs::write(dir.path("self.pem"), combined).unwrap();
+    let t = target.to_string();
+    let proxies = [
+        Proxy::start(&["--cert", &dir.str("rsa.pem"), "--key", &dir.str("rsa.key"), "127.0.0.1:0", &t]),
+        Proxy::start(&["--cert", &dir.str("ec.pem"), "--key", &dir.str("ec.key"), "127.0.0.1:0", &t]),
+        Proxy::start(&["--cert", &dir.str("p8.pem"), "--key", &dir.str("p8.key"), "127.0.0.1:0", &t]),
+        Proxy::start_in(&dir.0, &["127.0.0.1:0", &t]),
+    ];
+    for (proxy, ca) in proxies.iter().zip(["rsa.pem", "ec.pem", "p8.pem", "ec.pem"]) {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{}", proxy.addr.port()), "-servername", "localhost"])
+            .args(["-CAfile", &dir.str(ca), "-verify_return_error", "-quiet"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = out;
+        use std::io::Write as _;
+        out.stdin.take().unwrap().write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        let result = out.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&result.stdout);
+        assert!(text.starts_with("HTTP/1.1 405"), "{ca}: {text} {}", String::from_utf8_lossy(&result.stderr));
+    }
+    assert!(proxies[3].log().contains("SSL/TLS support"), "self.pem picked up by default: {}", proxies[3].log());
+}

@@ -306,3 +306,67 @@ async fn jwt_tokens_from_pyjwt() {
         }
     }
 }
+
+/// Opens a session from a chosen loopback source address.
+async fn open_from(src: &str, url: &str) -> Result<Ws, (u16, String)> {
+    let dst: std::net::SocketAddr = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(dst).await.unwrap();
+    match tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(resp)) => {
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            Err((resp.status().as_u16(), body))
+        }
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_caps_reached_and_released() {
+    let dir = TempDir::new("caps");
+    let target = echo_target("127.0.0.1:0").await;
+    std::fs::write(dir.path("tokens"), format!("a: {target}\nb: {target}\nc: {target}\n")).unwrap();
+    let proxy = Proxy::start(&[
+        "--token-plugin",
+        "TokenFile",
+        "--token-source",
+        &dir.str("tokens"),
+        "--max-sessions",
+        "3",
+        "--max-sessions-per-ip",
+        "2",
+        "--max-sessions-per-token",
+        "1",
+        "127.0.0.1:0",
+    ]);
+    let url = |t: &str| format!("ws://{}/websockify?token={t}", proxy.addr);
+    let mut a = open_from("127.0.0.1", &url("a")).await.unwrap();
+    echo(&mut a, b"a").await;
+    // Per token.
+    assert_eq!(open_from("127.0.0.2", &url("a")).await.err().map(|e| e.0), Some(429));
+    let _b = open_from("127.0.0.1", &url("b")).await.unwrap();
+    // Per IP: 127.0.0.1 has two.
+    let (status, body) = open_from("127.0.0.1", &url("c")).await.err().unwrap();
+    assert_eq!((status, body.as_str()), (429, "Too many sessions\n"));
+    let _c = open_from("127.0.0.2", &url("c")).await.unwrap();
+    // In total: three.
+    std::fs::write(dir.path("tokens"), format!("a: {target}\nb: {target}\nc: {target}\nd: {target}\n")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(open_from("127.0.0.3", &url("d")).await.err().map(|e| e.0), Some(503));
+    // Released when a session ends.
+    a.close(None).await.unwrap();
+    while a.next().await.is_some() {}
+    drop(a);
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(ws) = open_from("127.0.0.3", &url("a")).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    echo(&mut again.expect("the place is released"), b"again").await;
+    assert!(proxy.log().contains("session refused: server full"), "{}", proxy.log());
+}

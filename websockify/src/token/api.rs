@@ -135,6 +135,10 @@ fn parse_body(body: &str, format: ApiFormat) -> Result<Target, TokenError> {
                 port: serde_json::Value,
             }
             let a: Answer = serde_json::from_str(body).map_err(|e| TokenError::BadTarget(format!("JSON: {e}")))?;
+            // Upstream's convention for a UNIX socket: host "unix_socket", the path as port.
+            if let (true, serde_json::Value::String(path)) = (a.host == "unix_socket", &a.port) {
+                return Ok(Target::Unix(path.into()));
+            }
             let port = match &a.port {
                 serde_json::Value::Number(n) => n.as_u64(),
                 serde_json::Value::String(s) => s.trim().parse().ok(),
@@ -142,9 +146,6 @@ fn parse_body(body: &str, format: ApiFormat) -> Result<Target, TokenError> {
             };
             let port = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
             let port = port.ok_or_else(|| TokenError::BadTarget(format!("invalid port {}", a.port)))?;
-            if a.host == "unix_socket" {
-                return Err(TokenError::BadTarget("unix_socket needs a path, not a port".into()));
-            }
             Ok(Target::Tcp { host: a.host.trim_matches(['[', ']']).to_owned(), port })
         }
     }
@@ -192,6 +193,14 @@ mod tests {
         assert_eq!(parse_body(r#"{"host":"vnc","port":5901}"#, ApiFormat::Json).unwrap(), tcp("vnc", 5901));
         assert_eq!(parse_body(r#"{"host":"::1","port":"5902"}"#, ApiFormat::Json).unwrap(), tcp("::1", 5902));
         assert!(parse_body(r#"{"host":"vnc"}"#, ApiFormat::Json).is_err());
+        assert_eq!(
+            parse_body(r#"{"host":"unix_socket","port":"/run/a.sock"}"#, ApiFormat::Json).unwrap(),
+            Target::Unix("/run/a.sock".into())
+        );
+        assert_eq!(
+            parse_body("unix_socket:/run/b.sock", ApiFormat::Plain).unwrap(),
+            Target::Unix("/run/b.sock".into())
+        );
         assert!(parse_body(r#"{"host":"vnc","port":70000}"#, ApiFormat::Json).is_err());
     }
 }

@@ -38,7 +38,20 @@ impl Proxy {
 
     /// Like [`Proxy::start`], with extra environment variables for the child.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_websockify"))
+        Self::spawn(args, env, None)
+    }
+
+    /// Like [`Proxy::start`], in working directory `dir`.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Proxy {
+        Self::spawn(args, &[], Some(dir))
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)], dir: Option<&Path>) -> Proxy {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_websockify"));
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
