@@ -7,8 +7,10 @@
 #   - Debian's Chromium (/usr/bin/chromium, as root) and playwright-core in
 #     tests/browser/node_modules (npm ci from the lock file);
 #   - Debian's redis-server and redis-cli (as root), for the TokenRedis tests;
-#   - Debian's inetutils-telnetd (as root), wrapped by the wrap-mode tests.
-# Usage: scripts/peers.sh [apt|py|node|autobahn|browser|redis|telnetd|all]   (default: all)
+#   - Debian's inetutils-telnetd (as root), wrapped by the wrap-mode tests;
+#   - for the browser-side tests (websockify/tests/web_client.rs), as root: Debian's noVNC,
+#     TigerVNC's Xvnc, x11-apps (xclock, xeyes, xwd), ngircd and inetutils-telnetd.
+# Usage: scripts/peers.sh [apt|py|node|autobahn|browser|redis|telnetd|web|all]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -103,6 +105,27 @@ if want telnetd; then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq inetutils-telnetd >/dev/null
         else
             echo "peers.sh: please install inetutils-telnetd (sudo apt-get install inetutils-telnetd)" >&2
+            exit 1
+        fi
+    fi
+fi
+
+if want web; then
+    # websockify/tests/web_client.rs: noVNC (/usr/share/novnc) in front of Xvnc showing
+    # xclock and xeyes (xwd reads the X screen back), wstelnet against telnetd under socat,
+    # wsirc against ngircd. Chromium and playwright-core come from the browser section.
+    missing=()
+    for pair in /usr/share/novnc/vnc_lite.html:novnc /usr/bin/Xvnc:tigervnc-standalone-server \
+        /usr/bin/xclock:x11-apps /usr/bin/xwd:x11-apps /usr/sbin/ngircd:ngircd \
+        /usr/sbin/telnetd:inetutils-telnetd /usr/bin/socat:socat; do
+        [ -e "${pair%%:*}" ] || missing+=("${pair#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        else
+            echo "peers.sh: please install: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
             exit 1
         fi
     fi

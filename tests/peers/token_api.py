@@ -5,8 +5,11 @@ Usage: token_api.py PORT_FILE
 Listens on 127.0.0.1 (a free port, written to PORT_FILE) and answers GET /plain/TOKEN
 with `host:port`, GET /json/TOKEN with {"host": ..., "port": ...}, for the tokens in
 TOKENS; /slow/TOKEN sleeps 30 s (timeouts), /error/TOKEN answers 500, and unknown
-tokens get 404. Each request's path is logged to stderr.
+tokens get 404. Each request's path is logged to stderr. With TOKEN_API_CERT and TOKEN_API_KEY in the
+environment it speaks HTTPS with that certificate.
 """
+import os
+import ssl
 import http.server
 import json
 import sys
@@ -52,6 +55,10 @@ def main():
         TOKENS[token] = target
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if os.environ.get("TOKEN_API_CERT"):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.environ["TOKEN_API_CERT"], os.environ["TOKEN_API_KEY"])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     with open(sys.argv[1], "w") as f:
         f.write(str(server.server_address[1]))
     server.serve_forever()

@@ -19,6 +19,7 @@ import hashlib
 import json
 import random
 import ssl
+import urllib.parse
 import sys
 
 import websockets
@@ -60,6 +61,11 @@ def parse_args(argv):
     p.add_argument("--message-size", type=int, default=None,
                    help="send fixed-size messages instead of the varied mix")
     p.add_argument("--cafile", default=None, help="trust this PEM for wss://")
+    p.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
+                   help="an extra request header (repeatable), e.g. 'Authorization: Basic ...'")
+    p.add_argument("--origin", default=None, help="the Origin header to send")
+    p.add_argument("--basic-auth", default=None, metavar="USER:PASSWORD",
+                   help="HTTP Basic credentials (websockets builds the header)")
     p.add_argument("--insecure", action="store_true",
                    help="do not verify the server certificate for wss://")
     a = p.parse_args(argv)
@@ -177,9 +183,18 @@ async def run(a):
         if a.insecure:
             ssl_ctx.check_hostname = False
             ssl_ctx.verify_mode = ssl.CERT_NONE
+    headers = [tuple(h.split(":", 1)) for h in a.header]
+    headers = [(k.strip(), v.strip()) for k, v in headers]
+    url = a.url
+    if a.basic_auth:
+        # websockets sends Basic credentials given in the URI's userinfo.
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://{urllib.parse.quote(a.basic_auth, safe=':')}@{rest}"
     try:
         ws = await connect(
-            a.url,
+            url,
+            additional_headers=headers or None,
+            origin=a.origin,
             subprotocols=protocols,
             compression=None,
             max_size=None,

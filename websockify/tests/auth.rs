@@ -192,3 +192,37 @@ async fn web_auth_protects_files_too() {
     assert_eq!(out.stdout, b"private page");
     assert!(plain_upgrade(open.addr, "").await.starts_with("HTTP/1.1 401"));
 }
+
+/// Python `websockets` as the client: its own Basic auth (URI credentials) and Origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_websockets_credentials_and_origins() {
+    let target = echo_target("127.0.0.1:0").await;
+    let t = target.to_string();
+    let basic =
+        Proxy::start(&["--auth-plugin", "BasicHTTPAuth", "--auth-source", "Aladdin:open sesame", "127.0.0.1:0", &t]);
+    let origin = Proxy::start(&[
+        "--auth-plugin",
+        "ExpectOrigin",
+        "--auth-source",
+        "https://console.example.com",
+        "127.0.0.1:0",
+        &t,
+    ]);
+    let (bu, ou) = (basic.url(), origin.url());
+    let results = tokio::task::spawn_blocking(move || {
+        [
+            peer("python", &bu, "echo", &["--bytes", "10000", "--basic-auth", "Aladdin:open sesame"]),
+            peer("python", &bu, "handshake", &["--basic-auth", "Aladdin:wrong"]),
+            peer("python", &bu, "handshake", &[]),
+            peer("python", &ou, "echo", &["--bytes", "10000", "--origin", "https://console.example.com"]),
+            peer("python", &ou, "handshake", &["--origin", "https://evil.example.com"]),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(results[0]["match"], true, "{}", results[0]);
+    assert_eq!(results[1]["status"], 401, "{}", results[1]);
+    assert_eq!(results[2]["status"], 401, "{}", results[2]);
+    assert_eq!(results[3]["match"], true, "{}", results[3]);
+    assert_eq!((results[4]["status"].clone(), results[4]["body"].clone()), (403.into(), "Invalid Origin\n".into()));
+}

@@ -74,3 +74,60 @@ async fn chromium_pages_and_websockets_over_http_and_https() {
     assert!(results[1]["websocket"]["url"].as_str().unwrap().starts_with("wss://"));
     assert!(proxy.log().contains("over wss://") && proxy.log().contains("over ws://"), "{}", proxy.log());
 }
+
+/// Chromium's own Origin header against ExpectOrigin: the page's WebSocket opens when its
+/// origin is allowed, and is refused (no 101) when it is not; the page itself still loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_origin_checked() {
+    let driver = repo_root().join("tests/browser/check_pages.js");
+    let dir = TempDir::new("browser-origin");
+    std::fs::create_dir_all(dir.path("www/sub")).unwrap();
+    std::fs::write(dir.path("www/index.html"), "<!DOCTYPE html><title>origin test</title>").unwrap();
+    std::fs::write(dir.path("www/sub/data.bin"), vec![0u8; 4096]).unwrap();
+    let target = echo_target("127.0.0.1:0").await;
+    let (good_port, bad_port) = (closed_port(), closed_port());
+    let allowed = format!("http://127.0.0.1:{good_port}");
+    let good = Proxy::start(&[
+        "--web",
+        &dir.str("www"),
+        "--auth-plugin",
+        "ExpectOrigin",
+        "--auth-source",
+        &allowed,
+        &format!("127.0.0.1:{good_port}"),
+        &target.to_string(),
+    ]);
+    let bad = Proxy::start(&[
+        "--web",
+        &dir.str("www"),
+        "--auth-plugin",
+        "ExpectOrigin",
+        "--auth-source",
+        "https://console.example.com",
+        &format!("127.0.0.1:{bad_port}"),
+        &target.to_string(),
+    ]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(driver)
+            .args([
+                "--base",
+                &format!("http://127.0.0.1:{good_port}"),
+                "--base",
+                &format!("http://127.0.0.1:{bad_port}"),
+            ])
+            .output()
+            .expect("node")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), 2, "{stdout}");
+    assert_eq!(results[0]["page"]["status"], 200);
+    assert_eq!(results[0]["websocket"]["ok"], true, "{}", results[0]["websocket"]);
+    assert_eq!(results[1]["page"]["status"], 200, "files need no auth without --web-auth");
+    assert_ne!(results[1]["websocket"]["ok"], true, "{}", results[1]["websocket"]);
+    bad.wait_log("Invalid Origin header", std::time::Duration::from_secs(5));
+    drop(good);
+}

@@ -162,6 +162,7 @@ async fn http_token_api_plain_json_errors_and_timeouts() {
         .arg(repo_root().join("tests/peers/token_api.py"))
         .arg(&port_file)
         .arg(format!("vm1=127.0.0.1:{}", target.port()))
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -369,4 +370,49 @@ async fn session_caps_reached_and_released() {
     }
     echo(&mut again.expect("the place is released"), b"again").await;
     assert!(proxy.log().contains("session refused: server full"), "{}", proxy.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_token_api_verified() {
+    let dir = TempDir::new("tokapi-tls");
+    let ca = common::pki::Ca::new("token API CA");
+    let ca_pem = ca.write(&dir.0, "ca.pem");
+    let (cert, key) = ca.issue(&dir.0, "api", "localhost", false);
+    let target = echo_target("127.0.0.1:0").await;
+    let port_file = dir.path("port");
+    let mut api = Command::new(python())
+        .arg(repo_root().join("tests/peers/token_api.py"))
+        .arg(&port_file)
+        .arg(format!("vm1=127.0.0.1:{}", target.port()))
+        .env("TOKEN_API_CERT", &cert)
+        .env("TOKEN_API_KEY", &key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let api_port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            if !p.is_empty() {
+                break p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let src = format!("https://localhost:{api_port}/json/%s");
+    // Trusting the test CA through the standard SSL_CERT_FILE variable: the lookup works.
+    let trusted = Proxy::start_with_env(
+        &["--token-plugin", "JSONTokenApi", "--token-source", &src, "127.0.0.1:0"],
+        &[("SSL_CERT_FILE", ca_pem.to_str().unwrap())],
+    );
+    if open(&format!("ws://127.0.0.1:{}/?token=vm1", trusted.addr.port()), &[]).await.is_err() {
+        panic!("trusted lookup failed: {}", trusted.log());
+    }
+    // Without it the API's certificate is refused: 502, never a lookup over an unverified link.
+    let untrusted = Proxy::start_with_env(
+        &["--token-plugin", "JSONTokenApi", "--token-source", &src, "127.0.0.1:0"],
+        &[("SSL_CERT_FILE", "/nonexistent.pem")],
+    );
+    assert_eq!(refused(&format!("ws://127.0.0.1:{}/?token=vm1", untrusted.addr.port()), &[]).await.0, 502);
+    let _ = api.kill();
+    let _ = api.wait();
 }

@@ -101,7 +101,13 @@ impl TokenApi {
 
 async fn read_bounded<R: tokio::io::AsyncRead + Unpin>(io: &mut R, out: &mut Vec<u8>) -> std::io::Result<()> {
     let mut limited = io.take(MAX_RESPONSE as u64 + 1);
-    limited.read_to_end(out).await?;
+    match limited.read_to_end(out).await {
+        Ok(_) => {}
+        // Many servers end HTTPS answers without TLS close_notify; the answer is still
+        // checked against its Content-Length, so a cut-off body is not taken as whole.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e),
+    }
     if out.len() > MAX_RESPONSE {
         return Err(std::io::Error::other(format!("answer larger than {MAX_RESPONSE} bytes")));
     }
@@ -117,6 +123,14 @@ fn parse_response(raw: &[u8]) -> Result<Option<String>, TokenError> {
         _ => return Err(TokenError::Unavailable("malformed HTTP answer from the token API".into())),
     };
     let status = resp.code.unwrap_or(0);
+    let declared = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("Content-Length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| raw.len() - len < n) {
+        return Err(TokenError::Unavailable("token API answer cut short".into()));
+    }
     if !(200..300).contains(&status) {
         tracing::debug!("token API answered {status}");
         return Ok(None);
@@ -188,6 +202,7 @@ mod tests {
         );
         assert_eq!(parse_response(b"HTTP/1.1 404 Not Found\r\n\r\nno").unwrap(), None);
         assert!(parse_response(b"garbage").is_err());
+        assert!(parse_response(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nh:1").is_err(), "cut short");
         let tcp = |h: &str, p| Target::Tcp { host: h.into(), port: p };
         assert_eq!(parse_body("vnc:5900\n", ApiFormat::Plain).unwrap(), tcp("vnc", 5900));
         assert_eq!(parse_body(r#"{"host":"vnc","port":5901}"#, ApiFormat::Json).unwrap(), tcp("vnc", 5901));
