@@ -172,28 +172,34 @@ pub struct TokenFileName {
 
 impl TokenFileName {
     pub fn new(source: &str) -> Result<Self, TokenError> {
-        let dir = PathBuf::from(source)
-            .canonicalize()
-            .map_err(|e| TokenError::Config(format!("TokenFileName needs a directory: {source}: {e}")))?;
-        if !dir.is_dir() {
-            return Err(TokenError::Config(format!("TokenFileName needs a directory: {source}")));
-        }
-        Ok(Self { dir })
+        Ok(Self { dir: token_dir("TokenFileName", source)? })
     }
+}
+
+/// The canonical form of a plugin's directory, so that containment checks are exact.
+fn token_dir(plugin: &str, source: &str) -> Result<PathBuf, TokenError> {
+    let needs = |why: String| TokenError::Config(format!("{plugin} needs a directory: {source}{why}"));
+    let dir = PathBuf::from(source).canonicalize().map_err(|e| needs(format!(": {e}")))?;
+    if !dir.is_dir() {
+        return Err(needs(String::new()));
+    }
+    Ok(dir)
+}
+
+/// The canonical path a token names inside `dir`, or `None` if the token is not a plain
+/// file name, names nothing, or leads (through a symlink) out of the directory.
+fn resolve_inside(dir: &Path, token: &str) -> Option<PathBuf> {
+    if !safe_file_name(token) {
+        return None;
+    }
+    let real = dir.join(token).canonicalize().ok()?;
+    real.starts_with(dir).then_some(real)
 }
 
 impl TokenResolver for TokenFileName {
     fn lookup<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Target>, TokenError>> {
         Box::pin(async move {
-            if !safe_file_name(token) {
-                return Ok(None);
-            }
-            let path = self.dir.join(token);
-            // Symlinks are followed only if they stay inside the directory.
-            let Ok(real) = path.canonicalize() else { return Ok(None) };
-            if !real.starts_with(&self.dir) || !real.is_file() {
-                return Ok(None);
-            }
+            let Some(real) = resolve_inside(&self.dir, token).filter(|p| p.is_file()) else { return Ok(None) };
             let text = tokio::fs::read_to_string(&real)
                 .await
                 .map_err(|e| TokenError::Unavailable(format!("{}: {e}", real.display())))?;
@@ -213,10 +219,7 @@ pub struct UnixDomainSocketDirectory {
 
 impl UnixDomainSocketDirectory {
     pub fn new(source: &str) -> Result<Self, TokenError> {
-        let dir = PathBuf::from(source)
-            .canonicalize()
-            .map_err(|e| TokenError::Config(format!("UnixDomainSocketDirectory needs a directory: {source}: {e}")))?;
-        Ok(Self { dir })
+        Ok(Self { dir: token_dir("UnixDomainSocketDirectory", source)? })
     }
 }
 
@@ -224,13 +227,9 @@ impl TokenResolver for UnixDomainSocketDirectory {
     fn lookup<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Target>, TokenError>> {
         Box::pin(async move {
             use std::os::unix::fs::FileTypeExt;
-            if !safe_file_name(token) {
-                return Ok(None);
-            }
-            let path = self.dir.join(token);
-            let Ok(real) = path.canonicalize() else { return Ok(None) };
-            let is_socket = std::fs::metadata(&real).is_ok_and(|m| m.file_type().is_socket());
-            Ok((real.starts_with(&self.dir) && is_socket).then_some(Target::Unix(real)))
+            let socket = resolve_inside(&self.dir, token)
+                .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()));
+            Ok(socket.map(Target::Unix))
         })
     }
 
