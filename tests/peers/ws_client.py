@@ -64,6 +64,9 @@ def parse_args(argv):
     p.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
                    help="an extra request header (repeatable), e.g. 'Authorization: Basic ...'")
     p.add_argument("--origin", default=None, help="the Origin header to send")
+    p.add_argument("--client-cert", default=None, metavar="PEM",
+                   help="present this client certificate on wss:// (with --client-key)")
+    p.add_argument("--client-key", default=None, metavar="PEM")
     p.add_argument("--basic-auth", default=None, metavar="USER:PASSWORD",
                    help="HTTP Basic credentials (websockets builds the header)")
     p.add_argument("--insecure", action="store_true",
@@ -180,6 +183,8 @@ async def run(a):
     ssl_ctx = None
     if a.url.startswith("wss://"):
         ssl_ctx = ssl.create_default_context(cafile=a.cafile)
+        if a.client_cert:
+            ssl_ctx.load_cert_chain(a.client_cert, a.client_key)
         if a.insecure:
             ssl_ctx.check_hostname = False
             ssl_ctx.verify_mode = ssl.CERT_NONE

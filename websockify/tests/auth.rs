@@ -226,3 +226,48 @@ async fn python_websockets_credentials_and_origins() {
     assert_eq!(results[3]["match"], true, "{}", results[3]);
     assert_eq!((results[4]["status"].clone(), results[4]["body"].clone()), (403.into(), "Invalid Origin\n".into()));
 }
+
+/// Python `websockets` over wss:// presenting client certificates to ClientCertCNAuth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_websockets_client_certificates() {
+    let dir = TempDir::new("cn-py");
+    let ca = Ca::new("py CA");
+    let ca_pem = ca.write(&dir.0, "ca.pem");
+    ca.issue(&dir.0, "server", "localhost", false);
+    ca.issue(&dir.0, "alice", "alice", true);
+    ca.issue(&dir.0, "bob", "bob", true);
+    let target = echo_target("127.0.0.1:0").await;
+    let proxy = Proxy::start(&[
+        "--cert",
+        &dir.str("server.pem"),
+        "--key",
+        &dir.str("server.key"),
+        "--verify-client",
+        "--cafile",
+        ca_pem.to_str().unwrap(),
+        "--auth-plugin",
+        "ClientCertCNAuth",
+        "--auth-source",
+        "alice",
+        "127.0.0.1:0",
+        &target.to_string(),
+    ]);
+    let url = format!("wss://localhost:{}/websockify", proxy.addr.port());
+    let (ca, a_cert, a_key, b_cert, b_key) =
+        (dir.str("ca.pem"), dir.str("alice.pem"), dir.str("alice.key"), dir.str("bob.pem"), dir.str("bob.key"));
+    let (alice, bob) = tokio::task::spawn_blocking(move || {
+        (
+            peer(
+                "python",
+                &url,
+                "echo",
+                &["--bytes", "10000", "--cafile", &ca, "--client-cert", &a_cert, "--client-key", &a_key],
+            ),
+            peer("python", &url, "handshake", &["--cafile", &ca, "--client-cert", &b_cert, "--client-key", &b_key]),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(alice["match"], true, "{alice}");
+    assert_eq!(bob["status"], 403, "{bob}");
+}

@@ -131,3 +131,53 @@ async fn chromium_origin_checked() {
     bad.wait_log("Invalid Origin header", std::time::Duration::from_secs(5));
     drop(good);
 }
+
+/// Chromium with Basic credentials (--web-auth): right ones load the page and open the
+/// WebSocket, wrong ones get neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_basic_auth() {
+    let driver = repo_root().join("tests/browser/check_pages.js");
+    let dir = TempDir::new("browser-basic");
+    std::fs::create_dir_all(dir.path("www/sub")).unwrap();
+    std::fs::write(dir.path("www/index.html"), "<!DOCTYPE html><title>private</title>").unwrap();
+    std::fs::write(dir.path("www/sub/data.bin"), vec![0u8; 4096]).unwrap();
+    let target = echo_target("127.0.0.1:0").await;
+    let proxy = Proxy::start(&[
+        "--web",
+        &dir.str("www"),
+        "--web-auth",
+        "--auth-plugin",
+        "BasicHTTPAuth",
+        "--auth-source",
+        "alice:s3cret",
+        "127.0.0.1:0",
+        &target.to_string(),
+    ]);
+    let port = proxy.addr.port();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(driver)
+            .args(["--base", &format!("http://alice:s3cret@127.0.0.1:{port}")])
+            .args(["--base", &format!("http://alice:wrong@127.0.0.1:{port}")])
+            .output()
+            .expect("node")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), 2, "{stdout}");
+    assert_eq!(
+        (results[0]["page"]["status"].clone(), results[0]["page"]["title"].clone()),
+        (200.into(), "private".into())
+    );
+    assert_eq!(results[0]["websocket"]["ok"], true, "{}", results[0]["websocket"]);
+    // Chromium gives up on credentials the server keeps refusing with 401.
+    assert!(
+        results[1]["page"]["error"].as_str().is_some_and(|e| e.contains("ERR_INVALID_AUTH_CREDENTIALS")),
+        "{}",
+        results[1]["page"]
+    );
+    assert_ne!(results[1]["websocket"]["ok"], true, "{}", results[1]["websocket"]);
+    assert!(!proxy.log().contains("s3cret"), "no secret in the log");
+}
