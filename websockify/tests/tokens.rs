@@ -157,23 +157,7 @@ async fn token_sources_directory_filename_unix_host_and_path() {
 async fn http_token_api_plain_json_errors_and_timeouts() {
     let dir = TempDir::new("tokapi");
     let target = echo_target("127.0.0.1:0").await;
-    let port_file = dir.path("port");
-    let mut api = Command::new(python())
-        .arg(repo_root().join("tests/peers/token_api.py"))
-        .arg(&port_file)
-        .arg(format!("vm1=127.0.0.1:{}", target.port()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let api_port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            if !p.is_empty() {
-                break p;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (api, api_port) = token_api(&dir, target, &[]).await;
     for (plugin, kind) in [("BaseTokenAPI", "plain"), ("JSONTokenApi", "json")] {
         let src = format!("http://127.0.0.1:{api_port}/{kind}/%s");
         let proxy = Proxy::start(&["--token-plugin", plugin, "--token-source", &src, "127.0.0.1:0"]);
@@ -212,8 +196,44 @@ async fn http_token_api_plain_json_errors_and_timeouts() {
         "127.0.0.1:0",
     ]);
     assert_eq!(refused(&format!("ws://127.0.0.1:{}/?token=vm1", down.addr.port()), &[]).await.0, 502);
-    let _ = api.kill();
-    let _ = api.wait();
+    drop(api);
+}
+
+/// The token API server; stopped (and reaped) when dropped, also when a test fails.
+struct TokenApiServer(std::process::Child);
+
+impl Drop for TokenApiServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts tests/peers/token_api.py knowing token `vm1` -> `target`; returns it and its port.
+async fn token_api(
+    dir: &TempDir,
+    target: std::net::SocketAddr,
+    env: &[(&str, &std::path::Path)],
+) -> (TokenApiServer, String) {
+    let port_file = dir.path("port");
+    let api = Command::new(python())
+        .arg(repo_root().join("tests/peers/token_api.py"))
+        .arg(&port_file)
+        .arg(format!("vm1=127.0.0.1:{}", target.port()))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let api = TokenApiServer(api);
+    loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file)
+            && !p.is_empty()
+        {
+            return (api, p);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn jwt(alg: &str, key: &std::path::Path, claims: serde_json::Value) -> String {
@@ -379,25 +399,7 @@ async fn https_token_api_verified() {
     let ca_pem = ca.write(&dir.0, "ca.pem");
     let (cert, key) = ca.issue(&dir.0, "api", "localhost", false);
     let target = echo_target("127.0.0.1:0").await;
-    let port_file = dir.path("port");
-    let mut api = Command::new(python())
-        .arg(repo_root().join("tests/peers/token_api.py"))
-        .arg(&port_file)
-        .arg(format!("vm1=127.0.0.1:{}", target.port()))
-        .env("TOKEN_API_CERT", &cert)
-        .env("TOKEN_API_KEY", &key)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let api_port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            if !p.is_empty() {
-                break p;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (api, api_port) = token_api(&dir, target, &[("TOKEN_API_CERT", &cert), ("TOKEN_API_KEY", &key)]).await;
     let src = format!("https://localhost:{api_port}/json/%s");
     // Trusting the test CA through the standard SSL_CERT_FILE variable: the lookup works.
     let trusted = Proxy::start_with_env(
@@ -413,6 +415,5 @@ async fn https_token_api_verified() {
         &[("SSL_CERT_FILE", "/nonexistent.pem")],
     );
     assert_eq!(refused(&format!("ws://127.0.0.1:{}/?token=vm1", untrusted.addr.port()), &[]).await.0, 502);
-    let _ = api.kill();
-    let _ = api.wait();
+    drop(api);
 }
