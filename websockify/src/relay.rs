@@ -484,46 +484,37 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
 
     /// Sends the `n` target bytes at `buf[MAX_SERVER_HEADER..]` as one message.
     async fn send_data(&mut self, buf: &mut Vec<u8>, n: usize, encoded: &mut Vec<u8>) -> io::Result<()> {
-        match (self.config.framing, self.config.encoding) {
-            (Framing::Hixie, _) => {
-                // 0x00, the base64 text, 0xFF.
-                let len = encoded_len(n);
-                encoded.resize(len + 2, 0);
-                encoded[0] = 0x00;
-                encode_base64(&buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n], &mut encoded[1..=len]);
-                encoded[len + 1] = 0xFF;
-                if let Some(rec) = &self.config.record {
-                    rec.record(Direction::ToClient, &encoded[1..=len]);
-                }
-                let frame = std::mem::take(encoded);
-                let result = self.send(&frame).await;
-                *encoded = frame;
-                result?;
+        let payload = &buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n];
+        if (self.config.framing, self.config.encoding) == (Framing::Rfc6455, Encoding::Binary) {
+            if let Some(rec) = &self.config.record {
+                rec.record(Direction::ToClient, payload);
             }
-            (Framing::Rfc6455, Encoding::Binary) => {
-                if let Some(rec) = &self.config.record {
-                    rec.record(Direction::ToClient, &buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n]);
-                }
-                let header: &mut [u8; MAX_SERVER_HEADER] =
-                    (&mut buf[..MAX_SERVER_HEADER]).try_into().expect("header room");
-                let h = encode_header_before(header, true, OpCode::Binary, n);
-                self.send(&buf[MAX_SERVER_HEADER - h..MAX_SERVER_HEADER + n]).await?;
+            let header: &mut [u8; MAX_SERVER_HEADER] = (&mut buf[..MAX_SERVER_HEADER]).try_into().expect("header room");
+            let h = encode_header_before(header, true, OpCode::Binary, n);
+            self.send(&buf[MAX_SERVER_HEADER - h..MAX_SERVER_HEADER + n]).await?;
+        } else {
+            // Base64 text: after room for an RFC 6455 header, or between Hixie's 0x00 and 0xFF.
+            let at = if self.config.framing == Framing::Hixie { 1 } else { MAX_SERVER_HEADER };
+            let len = encoded_len(n);
+            encoded.resize(at + len + 1, 0);
+            encode_base64(payload, &mut encoded[at..at + len]);
+            if let Some(rec) = &self.config.record {
+                rec.record(Direction::ToClient, &encoded[at..at + len]);
             }
-            (Framing::Rfc6455, Encoding::Base64) => {
-                let len = encoded_len(n);
-                encoded.resize(MAX_SERVER_HEADER + len, 0);
-                encode_base64(&buf[MAX_SERVER_HEADER..MAX_SERVER_HEADER + n], &mut encoded[MAX_SERVER_HEADER..]);
-                if let Some(rec) = &self.config.record {
-                    rec.record(Direction::ToClient, &encoded[MAX_SERVER_HEADER..]);
+            let frame = match self.config.framing {
+                Framing::Hixie => {
+                    encoded[0] = 0x00;
+                    encoded[at + len] = 0xFF;
+                    &encoded[..]
                 }
-                let header: &mut [u8; MAX_SERVER_HEADER] =
-                    (&mut encoded[..MAX_SERVER_HEADER]).try_into().expect("header room");
-                let h = encode_header_before(header, true, OpCode::Text, len);
-                let frame = std::mem::take(encoded);
-                let result = self.send(&frame[MAX_SERVER_HEADER - h..]).await;
-                *encoded = frame;
-                result?;
-            }
+                Framing::Rfc6455 => {
+                    let header: &mut [u8; MAX_SERVER_HEADER] =
+                        (&mut encoded[..MAX_SERVER_HEADER]).try_into().expect("header room");
+                    let h = encode_header_before(header, true, OpCode::Text, len);
+                    &encoded[MAX_SERVER_HEADER - h..at + len]
+                }
+            };
+            self.send(frame).await?;
         }
         self.to_client += n as u64;
         // A full read means the target has more: read bigger next time, and once reads
