@@ -23,6 +23,7 @@ if want apt; then
     for pkg in socat curl openssl; do
         command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
+    command -v groff >/dev/null 2>&1 || missing+=(groff-base) # renders websockify --man in the tests
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" = 0 ]; then
             apt-get update -qq

@@ -5,12 +5,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
 use std::sync::Arc;
 
 use crate::auth::{self, Authenticator};
 use crate::config::{Config, Listen, ListenAddr, Route, Target, TargetTls};
+use crate::config_file::{self, FileArgs};
 use crate::limit::SessionCaps;
 use crate::tls::{TlsOptions, TlsVersion};
 use crate::token::{self, TokenRoute, TokenSource};
@@ -26,6 +27,9 @@ use crate::wrap::{WrapConfig, WrapMode};
 #[command(
     name = "websockify",
     version,
+    // The last occurrence of an option wins: --config files come first, so the command
+    // line overrides them (and upstream's argparse behaves so too).
+    args_override_self = true,
     override_usage = "websockify [options] [source_addr:]source_port target_addr:target_port\n       \
                       websockify [options] --unix-target FILE [source_addr:]source_port\n       \
                       websockify [options] [source_addr:]source_port -- PROGRAM ARGS...",
@@ -240,6 +244,24 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 10, help_heading = "Limits")]
     pub handshake_timeout: u64,
 
+    /// Read options from a TOML file (long names as keys, plus listen, target and wrap);
+    /// the command line overrides it
+    #[arg(long, value_name = "FILE", help_heading = "Configuration")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration (options, certificates, token and auth sources) and exit:
+    /// 0 and "configuration OK", or 2 and the error
+    #[arg(long, help_heading = "Configuration")]
+    pub check_config: bool,
+
+    /// Print a completion script for SHELL and exit
+    #[arg(long, value_name = "SHELL", help_heading = "Configuration")]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the manual page (roff) and exit: websockify --man | man -l -
+    #[arg(long, help_heading = "Configuration")]
+    pub man: bool,
+
     /// Accepted for compatibility with upstream; has no effect
     #[arg(long, hide_short_help = true, help_heading = "Compatibility")]
     pub libserver: bool,
@@ -300,7 +322,16 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let cli = match Cli::try_parse_from(args) {
+    let cmd = Cli::command();
+    let file = match config_file::config_path(&args) {
+        Some(path) => Some(FileArgs::read(&path, &cmd).map_err(|e| UsageError(e.0))?),
+        None => None,
+    };
+    let matches = match &file {
+        Some(file) => file.matches(&cmd, &args),
+        None => cmd.clone().try_get_matches_from(&args),
+    };
+    let mut cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
             return Ok(Parsed::Print(e.render().to_string()));
@@ -310,18 +341,138 @@ where
             let text = e.render().to_string();
             let line: Vec<&str> = text
                 .lines()
-                .take_while(|l| !l.starts_with("Usage:") && !l.trim_start().starts_with("tip:"))
+                .take_while(|l| {
+                    !l.starts_with("Usage:") && !l.trim_start().starts_with("tip:") && !l.starts_with("For more")
+                })
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .collect();
             let line = line.join(" ");
-            return Err(UsageError(format!("{} (see --help)", line.trim_start_matches("error: "))));
+            let from = match &file {
+                Some(file) => format!("options from {} included; ", file.path.display()),
+                None => String::new(),
+            };
+            return Err(UsageError(format!("{} ({from}see --help)", line.trim_start_matches("error: "))));
         }
     };
-    cli.into_config()
+    if let Some(shell) = cli.completions {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "websockify", &mut script);
+        return Ok(Parsed::Print(String::from_utf8_lossy(&script).into_owned()));
+    }
+    if cli.man {
+        return man_page().map(Parsed::Print).map_err(|e| UsageError(format!("cannot render the man page: {e}")));
+    }
+    if let Some(file) = file {
+        cli.positionals_from(file)?;
+    }
+    let check = cli.check_config;
+    let parsed = cli.into_config()?;
+    match parsed {
+        Parsed::Run(config, log) if check => check_config(&config, &log),
+        parsed => Ok(parsed),
+    }
+}
+
+/// `--man`: clap's page of the options, with the configuration file, exit status and
+/// examples added.
+fn man_page() -> std::io::Result<String> {
+    use clap_mangen::roff::{Roff, bold, italic, roman};
+    let cmd = Cli::command();
+    let examples = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    let man = clap_mangen::Man::new(cmd);
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    let mut more = Roff::new();
+    more.control("SH", ["CONFIGURATION FILE"])
+        .text([
+            roman("With "),
+            bold("--config"),
+            roman(" "),
+            italic("FILE"),
+            roman(
+                ", options are read from a TOML file first, under their long names without the dashes \
+                 (a dash or an underscore inside a name, as in ssl-only or ssl_only). Flags take true or false, \
+                 values a string or a number. The keys listen and target stand for the positional arguments, \
+                 and wrap = [\"PROGRAM\", \"ARG\"] for -- PROGRAM ARGS. The command line overrides the file. \
+                 Unknown keys, wrong types and options given twice are errors naming the file and line.",
+            ),
+        ])
+        .control("PP", [])
+        .control("nf", [])
+        .text([roman(
+            "listen = \"6080\"\ntarget = \"localhost:5900\"\nheartbeat = 30\nssl-only = true\n\
+             cert = \"/etc/websockify/cert.pem\"",
+        )])
+        .control("fi", [])
+        .control("SH", ["EXIT STATUS"])
+        .text([roman(
+            "0 when the server stopped normally (or the wrapped program's status with --wrap-mode exit); \
+             1 when it could not start (an address that cannot be bound, a required certificate that cannot \
+             be used); 2 for a usage or configuration error.",
+        )])
+        .control("SH", ["EXAMPLES"])
+        .control("nf", [])
+        .text([roman(examples.trim_start_matches("Examples:").trim_start_matches('\n'))])
+        .control("fi", []);
+    more.to_writer(&mut page)?;
+    man.render_version_section(&mut page)?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
+}
+
+/// `--check-config`: what the server would refuse to start with, short of binding: the
+/// options (already checked), the certificates and the target's CA file.
+fn check_config(config: &Config, log: &LogOptions) -> Result<Parsed, UsageError> {
+    let mut report: Vec<String> = log.notices.iter().map(|n| format!("warning: {n}")).collect();
+    if let Some(options) = &config.tls {
+        match crate::tls::TlsServer::load(options.clone()) {
+            Ok(_) => {}
+            Err(e) if config.ssl_only => {
+                return Err(UsageError(format!(
+                    "TLS is required (--ssl-only) but the certificate cannot be used: {e}"
+                )));
+            }
+            Err(e) => report.push(format!("warning: TLS disabled: {e}")),
+        }
+    }
+    if let Some(target_tls) = &config.target_tls {
+        crate::tls::connector(target_tls.cafile.as_deref()).map_err(|e| UsageError(format!("--ssl-target: {e}")))?;
+    }
+    report.push("configuration OK".to_owned());
+    Ok(Parsed::Print(report.join("\n") + "\n"))
 }
 
 impl Cli {
+    /// The file's `listen`, `target` and `wrap` fill the positional arguments the command
+    /// line did not give. Without a TCP listen address (--inetd, --unix-listen), a lone
+    /// positional argument is the target, so the file's target only fills an empty line.
+    fn positionals_from(&mut self, file: FileArgs) -> Result<(), UsageError> {
+        if self.command.is_empty() {
+            self.command = file.wrap;
+        }
+        let inherited = self.inetd || self.unix_listen.is_some();
+        if inherited && file.listen.is_some() {
+            return Err(UsageError(format!(
+                "{}: listen: no listen address is taken with --inetd or --unix-listen",
+                file.path.display()
+            )));
+        }
+        if !inherited && !systemd_sockets() {
+            self.listen = self.listen.take().or(file.listen);
+            self.target = self.target.take().or(file.target);
+        } else if self.listen.is_none() && self.target.is_none() {
+            // Here a lone positional argument is the target. (Under systemd the socket is
+            // the listen address and the file's listen is unused, so that one file serves
+            // both a socket unit and a manual start.)
+            self.target = file.target;
+        }
+        Ok(())
+    }
+
     /// Exactly one way to choose targets: a fixed address, a UNIX socket or a token plugin.
     fn route(&self, notices: &mut Vec<String>) -> Result<Route, UsageError> {
         let plugin = match (&self.token_plugin, &self.target_config) {

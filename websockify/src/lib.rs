@@ -43,6 +43,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod connection;
 pub mod encoding;
 pub mod handshake;
