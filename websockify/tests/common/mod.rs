@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod measure;
 pub mod pki;
 
 use std::io::{BufRead, BufReader};
@@ -46,8 +47,21 @@ impl Proxy {
         Self::spawn(args, &[], Some(dir))
     }
 
+    /// Like [`Proxy::start_with_env`], the binary started through `wrapper` (a program
+    /// that execs its arguments, such as `prlimit --nofile=40:40 --`), so that the child's
+    /// process id is still the proxy's.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        let Some((program, wrapper_args)) = wrapper.split_first() else { return Self::spawn(args, env, None) };
+        let mut command = Command::new(program);
+        command.args(wrapper_args).arg(env!("CARGO_BIN_EXE_websockify"));
+        Self::spawn_command(command, args, env, None)
+    }
+
     fn spawn(args: &[&str], env: &[(&str, &str)], dir: Option<&Path>) -> Proxy {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_websockify"));
+        Self::spawn_command(Command::new(env!("CARGO_BIN_EXE_websockify")), args, env, dir)
+    }
+
+    fn spawn_command(mut command: Command, args: &[&str], env: &[(&str, &str)], dir: Option<&Path>) -> Proxy {
         if let Some(dir) = dir {
             command.current_dir(dir);
         }
