@@ -24,6 +24,8 @@ use crate::wrap::{WrapConfig, WrapMode};
 /// [source_addr:]source_port and forwards their bytes to target_addr:target_port, or to a
 /// UNIX socket with --unix-target.
 #[derive(Parser, Debug)]
+// The doc comments are the --help text: brackets and <...> are meant literally there.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 #[command(
     name = "websockify",
     version,

@@ -21,24 +21,49 @@
 //!    unmasked in place by the sans-IO codec in [`ws`], target bytes are framed with no
 //!    copy. It performs the close handshake and reports how the session ended.
 //!
-//! [`cli`] turns upstream's command line into a validated [`Config`]; the binary is a
-//! thin wrapper around [`Server`].
+//! [`cli`] turns upstream's command line (and a [`config_file`]) into a validated
+//! [`Config`]; the binary is a thin wrapper around [`Server`].
 //!
 //! # Embedding
 //!
-//! ```no_run
-//! use websockify::{Config, ListenAddr, Server, Target};
-//! use tokio_util::sync::CancellationToken;
+//! A host program builds a [`Config`] (where to listen, where sessions go, and any of the
+//! fields the command line would set), [binds](Server::bind) a [`Server`] and
+//! [runs](Server::run) it until its [`CancellationToken`](tokio_util::sync::CancellationToken)
+//! is cancelled:
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::new(ListenAddr::parse("127.0.0.1:6080")?, Target::parse_tcp("localhost:5900")?);
+//! ```
+//! use std::time::Duration;
+//! use tokio_util::sync::CancellationToken;
+//! use websockify::{Config, ListenAddr, Server, Target};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = Config::new(ListenAddr::parse("127.0.0.1:0")?, Target::parse_tcp("localhost:5900")?);
+//! config.heartbeat = Some(Duration::from_secs(30));
 //! let server = Server::bind(config).await?;
+//! println!("WebSocket clients connect to ws://{}/", server.local_addr()?);
+//!
 //! let shutdown = CancellationToken::new();
-//! tokio::spawn(server.run(shutdown.clone()));
-//! // ... later: close every session with 1001 and stop.
+//! let running = tokio::spawn(server.run(shutdown.clone()));
+//! // ... later: stop accepting, close every session with 1001, and return.
 //! shutdown.cancel();
+//! running.await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Where a session goes can be decided per session by a [`token::TokenResolver`] (put in
+//! [`Config::route`] as a [`Route::Token`]), and who may connect by an
+//! [`auth::Authenticator`] (in [`Config::auth`]). The library installs no logger: it
+//! reports through [`tracing`], for the host's subscriber.
+//!
+//! Runnable examples, each run by `tests/embedding.rs` against a real client:
+//!
+//! | example | shows |
+//! |---|---|
+//! | `examples/token_resolver.rs` | a custom [`token::TokenResolver`]: targets from the host's own table |
+//! | `examples/authenticator.rs` | a custom [`auth::Authenticator`]: only sessions with a known cookie |
+//! | `examples/run_once.rs` | [`Config::run_once`]: serve one session, then return |
+//! | `examples/graceful_shutdown.rs` | the host stops the server: live sessions get 1001 |
 
 pub mod auth;
 pub mod cli;
