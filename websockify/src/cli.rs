@@ -357,6 +357,10 @@ where
             return Err(UsageError(format!("{} ({from}see --help)", line.trim_start_matches("error: "))));
         }
     };
+    // The file read is the one clap saw (found before parsing by config_file::config_path).
+    if cli.config != file.as_ref().map(|f| f.path.clone()) {
+        return Err(UsageError("--config: give the file as --config FILE or --config=FILE".into()));
+    }
     if let Some(shell) = cli.completions {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "websockify", &mut script);

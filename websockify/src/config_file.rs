@@ -15,8 +15,9 @@
 //! given again on the command line wins; repeatable options are replaced, not extended.
 //! An option added to the command line is thereby accepted in the file with no change here.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::ops::Range;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -49,7 +50,7 @@ pub struct FileArgs {
 struct FileOption {
     /// The clap id of the option.
     id: String,
-    /// Command-line tokens: `--name value` once per value, or `--name` for a flag.
+    /// Command-line tokens: `--name=value` once per value, or `--name` for a flag.
     tokens: Vec<OsString>,
     /// For repeatable options: how many values (or counts) the file gave.
     accumulated: Option<usize>,
@@ -71,8 +72,8 @@ pub fn config_path(args: &[OsString]) -> Option<PathBuf> {
         }
         if arg == "--config" {
             found = rest.next().map(PathBuf::from);
-        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
-            found = Some(PathBuf::from(value));
+        } else if let Some(value) = arg.as_bytes().strip_prefix(b"--config=") {
+            found = Some(PathBuf::from(OsStr::from_bytes(value)));
         }
     }
     found
@@ -115,7 +116,7 @@ impl FileArgs {
             let long = name.replace('_', "-");
             let Some(arg) = find_arg(cmd, &long) else {
                 return Err(FileError(format!(
-                    "{place}: unknown option {name:?} (the long names of websockify --help)"
+                    "{place}: unknown option {name:?} (keys are the long options of websockify --help)"
                 )));
             };
             let id = arg.get_id().as_str().to_owned();
@@ -168,13 +169,14 @@ impl FileArgs {
                         check_value(cmd, arg, v).map_err(err)?;
                     }
                     let n = values.len();
-                    let tokens = values.into_iter().flat_map(|v| [OsString::from(&flag), v.into()]).collect();
+                    let tokens = values.into_iter().map(|v| OsString::from(format!("{flag}={v}"))).collect();
                     FileOption { id, tokens, accumulated: Some(n) }
                 }
                 ArgAction::Set => {
                     let v = scalar(value.get_ref()).map_err(err)?;
                     check_value(cmd, arg, &v).map_err(err)?;
-                    FileOption { id, tokens: vec![flag.into(), v.into()], accumulated: None }
+                    // One token: a value that starts with '-' stays a value.
+                    FileOption { id, tokens: vec![format!("{flag}={v}").into()], accumulated: None }
                 }
                 _ => return Err(FileError(format!("{place}: {name}: only allowed on the command line"))),
             };
@@ -247,7 +249,7 @@ fn check_value(cmd: &Command, arg: &Arg, value: &str) -> Result<(), String> {
         alone = alone.value_names(names.iter().cloned());
     }
     let one = Command::new(cmd.get_name().to_owned()).arg(alone).no_binary_name(true);
-    match one.try_get_matches_from([OsString::from(format!("--{long}")), OsString::from(value)]) {
+    match one.try_get_matches_from([format!("--{long}={value}")]) {
         Ok(_) => Ok(()),
         Err(e) => {
             // The first paragraph: the problem, and the possible values if there are some.
@@ -328,8 +330,9 @@ mod tests {
         assert!(m.get_flag("on"));
         assert_eq!(strings(&m, "peer"), ["a", "2"]);
         assert_eq!(m.get_count("verbose"), 2);
-        let m = matches("peer = \"solo\"\non = false", &[]);
-        assert_eq!(strings(&m, "peer"), ["solo"]);
+        let m = matches("peer = \"-solo\"\non = false\nname = \"-x\"", &[]);
+        assert_eq!(strings(&m, "peer"), ["-solo"]);
+        assert_eq!(strings(&m, "name"), ["-x"]);
         assert!(!m.get_flag("on"));
         let f = parse("listen = 6080\ntarget = \"h:1\"\nwrap = [\"prog\", \"-x\"]").unwrap();
         assert_eq!(f.listen.as_deref(), Some("6080"));
