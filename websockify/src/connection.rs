@@ -86,7 +86,11 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr
             let client_cn =
                 stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| auth::common_name(c));
             tracing::debug!(client_cn = client_cn.as_deref(), "TLS established");
-            serve_http(stream, BytesMut::new(), Peer { id, ip, secure: true, client_cn }, &ctx).await
+            // Boxed, as the other large steps below: an async fn's state is as big as its
+            // biggest step, and a session would carry that for its whole life. With the
+            // steps inline, a connection's task was 14.6 KB; boxed, 3.2 KB (and the heap of an
+            // idle session, buffers included, went from 38 KB to 8.7 KB).
+            Box::pin(serve_http(stream, BytesMut::new(), Peer { id, ip, secure: true, client_cn }, &ctx)).await
         }
         Kind::Http(buf) => {
             if ctx.config.ssl_only {
@@ -160,7 +164,7 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Co
             let _ = e.response().write_to(&mut io).await;
             return Outcome::NotSession;
         }
-        match web::serve(&mut io, &request, web).await {
+        match Box::pin(web::serve(&mut io, &request, web)).await {
             Ok(true) => tracing::debug!("{} {} served", request.method, request.target),
             Ok(false) => {
                 let _ = io.shutdown().await;
@@ -208,7 +212,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         let _ = e.response().write_to(&mut io).await;
         return Outcome::NotSession;
     }
-    let (destination, token) = match choose_target(&request, ctx).await {
+    let (destination, token) = match Box::pin(choose_target(&request, ctx)).await {
         Ok(found) => found,
         Err(response) => {
             let _ = response.write_to(&mut io).await;
@@ -227,27 +231,31 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
     };
 
     let started = Instant::now();
-    let target =
-        match target::connect(&destination, config.prefer_ipv6, ctx.target_tls.as_ref(), config.limits.connect_timeout)
-            .await
-        {
-            Ok(target) => target,
-            Err(e) => {
-                // The client gets a WebSocket close with a reason it can show, not an HTTP error
-                // a browser would hide from the page.
-                tracing::error!("failed to connect to {destination}: {e}");
-                let _ = io.write_all(&accepted.response).await;
-                if accepted.framing == handshake::Framing::Rfc6455 {
-                    let close =
-                        ControlFrame::close(Some(close_code::INTERNAL_ERROR), "Failed to connect to downstream server");
-                    let _ = io.write_all(close.as_bytes()).await;
-                } else {
-                    let _ = io.write_all(&crate::hixie::CLOSE).await;
-                }
-                let _ = io.shutdown().await;
-                return Outcome::Session;
+    let target = match Box::pin(target::connect(
+        &destination,
+        config.prefer_ipv6,
+        ctx.target_tls.as_ref(),
+        config.limits.connect_timeout,
+    ))
+    .await
+    {
+        Ok(target) => target,
+        Err(e) => {
+            // The client gets a WebSocket close with a reason it can show, not an HTTP error
+            // a browser would hide from the page.
+            tracing::error!("failed to connect to {destination}: {e}");
+            let _ = io.write_all(&accepted.response).await;
+            if accepted.framing == handshake::Framing::Rfc6455 {
+                let close =
+                    ControlFrame::close(Some(close_code::INTERNAL_ERROR), "Failed to connect to downstream server");
+                let _ = io.write_all(close.as_bytes()).await;
+            } else {
+                let _ = io.write_all(&crate::hixie::CLOSE).await;
             }
-        };
+            let _ = io.shutdown().await;
+            return Outcome::Session;
+        }
+    };
     if let Err(e) = async {
         io.write_all(&accepted.response).await?;
         io.flush().await
@@ -286,10 +294,12 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         traffic: config.traffic,
     };
     let pending = buf.to_vec();
+    // Not needed while the session lasts, which may be days.
+    drop((buf, request, accepted));
     let (end, counts) = match target {
-        TargetStream::Tcp(t) => relay_with(io, pending, t, &relay_config, &ctx.shutdown).await,
-        TargetStream::Unix(t) => relay_with(io, pending, t, &relay_config, &ctx.shutdown).await,
-        TargetStream::Tls(t) => relay_with(io, pending, *t, &relay_config, &ctx.shutdown).await,
+        TargetStream::Tcp(t) => Box::pin(relay_with(io, pending, t, &relay_config, &ctx.shutdown)).await,
+        TargetStream::Unix(t) => Box::pin(relay_with(io, pending, t, &relay_config, &ctx.shutdown)).await,
+        TargetStream::Tls(t) => Box::pin(relay_with(io, pending, *t, &relay_config, &ctx.shutdown)).await,
     };
     tracing::info!(
         to_target = counts.to_target,

@@ -100,7 +100,8 @@ pub struct Counts {
 
 /// Requests from the inbound loop to the outbound loop, which owns the client writer.
 enum Ctrl {
-    Pong(ControlFrame),
+    /// Boxed: a control frame is 128 bytes, and the channel allocates room for 32 messages.
+    Pong(Box<ControlFrame>),
     /// The client sent a close frame (its code and reason); all client data before it has
     /// been written to the target and the target's write side is shut down.
     Close(Option<u16>, String),
@@ -123,7 +124,7 @@ pub async fn run<CR, CW, TR, TW>(
     shutdown: &CancellationToken,
 ) -> (End, Counts)
 where
-    CR: AsyncRead + Unpin,
+    CR: AsyncRead + AsTcp + Unpin,
     CW: AsyncWrite + AsTcp + Unpin,
     TR: AsyncRead + AsTcp + Unpin,
     TW: AsyncWrite + Unpin,
@@ -131,8 +132,16 @@ where
     let (ctrl_tx, ctrl_rx) = mpsc::channel(4);
     let to_target = AtomicU64::new(0);
     let inbound = Inbound { reader: client_r, target: target_w, ctrl: ctrl_tx, config, written: &to_target };
-    let outbound =
-        Outbound { target: target_r, client: client_w, ctrl: ctrl_rx, config, shutdown, to_client: 0, splice: None };
+    let outbound = Outbound {
+        target: target_r,
+        client: client_w,
+        ctrl: ctrl_rx,
+        config,
+        shutdown,
+        to_client: 0,
+        read_size: MIN_BUF,
+        splice: None,
+    };
     // The outbound loop decides the end. The inbound loop then either has finished or is
     // lingering for a bounded time after the close handshake; it is cut short only when the
     // session ended without one (it may be stuck writing to a target that reads nothing).
@@ -165,7 +174,7 @@ struct Inbound<'a, CR, TW> {
     written: &'a AtomicU64,
 }
 
-impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
+impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
     /// Runs until the client's close frame, a protocol error or the end of the client's
     /// connection.
     async fn run(mut self, mut buf: Vec<u8>) {
@@ -176,7 +185,8 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
         // Once the target refuses writes, client data is dropped but frames are still
         // decoded, so that the close handshake can finish.
         let mut target_ok = true;
-        buf.reserve(MIN_BUF.saturating_sub(buf.len()));
+        // How much to read at a time: doubles while reads fill the buffer.
+        let mut size = MIN_BUF;
         loop {
             // Decode everything buffered; payload is gathered at the front of `buf`.
             let mut pos = 0;
@@ -231,7 +241,7 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
                     }
                     Event::Ping(payload) => {
                         let pong = ControlFrame::new(OpCode::Pong, &buf[at + payload.start..at + payload.end]);
-                        if self.ctrl.send(Ctrl::Pong(pong)).await.is_err() {
+                        if self.ctrl.send(Ctrl::Pong(Box::new(pong))).await.is_err() {
                             return;
                         }
                     }
@@ -263,8 +273,20 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
                 }
             }
             buf.drain(..pos);
+            if buf.is_empty()
+                && let Some(tcp) = self.reader.as_tcp()
+            {
+                // An idle session holds no read buffer: wait for bytes, then allocate (with
+                // the same in the outbound loop, 16 KB less per idle session).
+                buf = Vec::new();
+                if let Err(e) = tcp.readable().await {
+                    let _ = self.ctrl.send(Ctrl::Gone(Some(e))).await;
+                    return;
+                }
+            }
             if buf.capacity() - buf.len() < MIN_BUF / 2 {
-                buf.reserve((buf.capacity() * 2).clamp(MIN_BUF, MAX_BUF) - buf.len());
+                let want = (buf.capacity() * 2).clamp(size, MAX_BUF).max(buf.len() + MIN_BUF);
+                buf.reserve_exact(want - buf.len());
             }
             match self.reader.read_buf(&mut buf).await {
                 Ok(0) => {
@@ -278,7 +300,8 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
                     }
                     // A full buffer means the client has more: read bigger next time.
                     if buf.len() == buf.capacity() && buf.capacity() < MAX_BUF {
-                        buf.reserve(buf.capacity());
+                        size = (buf.capacity() * 2).min(MAX_BUF);
+                        buf.reserve_exact(size - buf.len());
                     }
                 }
                 Err(e) => {
@@ -310,7 +333,8 @@ impl<CR: AsyncRead + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
     /// until it closes, so that closing our socket does not reset the connection and
     /// destroy the close frame in flight. Bounded by the session's end.
     async fn linger(&mut self) {
-        let mut sink = [0u8; 4096];
+        // On the heap: a buffer here would be part of every session's state, idle or not.
+        let mut sink = vec![0u8; 4096];
         let deadline = tokio::time::sleep(self.config.close_timeout);
         tokio::pin!(deadline);
         loop {
@@ -358,6 +382,8 @@ struct Outbound<'a, TR, CW> {
     config: &'a RelayConfig,
     shutdown: &'a CancellationToken,
     to_client: u64,
+    /// Bytes to read from the target at a time: doubles while reads fill the buffer.
+    read_size: usize,
     /// The zero-copy path, set up once the session shows bulk traffic (binary frames
     /// between plain TCP sockets only).
     splice: Option<Splicer>,
@@ -379,16 +405,25 @@ impl TargetRead {
     }
 }
 
-/// Reads the target's next bytes: through the splice pipe when there is one.
+/// Reads the target's next bytes: through the splice pipe when there is one, else into
+/// `buf[MAX_SERVER_HEADER..]`, which an idle TCP session does not hold: it is allocated
+/// (`size` bytes of room) once the target has something to say.
 async fn read_target<TR: AsyncRead + AsTcp + Unpin>(
     target: &mut TR,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
+    size: usize,
     splice: Option<&Splicer>,
 ) -> io::Result<TargetRead> {
-    match (splice, target.as_tcp()) {
-        (Some(splicer), Some(tcp)) => splicer.fill(tcp).await.map(TargetRead::Spliced),
-        _ => target.read(buf).await.map(TargetRead::Copied),
+    if let (Some(splicer), Some(tcp)) = (splice, target.as_tcp()) {
+        return splicer.fill(tcp).await.map(TargetRead::Spliced);
     }
+    if buf.is_empty() {
+        if let Some(tcp) = target.as_tcp() {
+            tcp.readable().await?;
+        }
+        buf.resize(MAX_SERVER_HEADER + size, 0);
+    }
+    target.read(&mut buf[MAX_SERVER_HEADER..]).await.map(TargetRead::Copied)
 }
 
 impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_, TR, CW> {
@@ -399,7 +434,7 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
 
     async fn relay(&mut self) -> End {
         // `buf[..MAX_SERVER_HEADER]` is room for the frame header; target bytes follow.
-        let mut buf = vec![0u8; MAX_SERVER_HEADER + MIN_BUF];
+        let mut buf = Vec::new();
         let mut encoded = Vec::new();
         // Hixie has no ping.
         let heartbeat_period = self.config.heartbeat.filter(|_| self.config.framing == Framing::Rfc6455);
@@ -455,7 +490,7 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                         return End::ClientGone(Some(e));
                     }
                 }
-                read = read_target(&mut self.target, &mut buf[MAX_SERVER_HEADER..], self.splice.as_ref()), if closing.is_none() => {
+                read = read_target(&mut self.target, &mut buf, self.read_size, self.splice.as_ref()), if closing.is_none() => {
                     let (end, code, reason) = match read {
                         Ok(read) if read.len() == 0 => (End::TargetClosed { acknowledged: false }, close_code::NORMAL, "Target closed"),
                         Ok(read) => {
@@ -520,11 +555,17 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
         // A full read means the target has more: read bigger next time, and once reads
         // are as big as they get, move bulk traffic without copying where possible.
         if n == buf.len() - MAX_SERVER_HEADER {
-            if buf.len() < MAX_SERVER_HEADER + MAX_BUF {
-                buf.resize(MAX_SERVER_HEADER + (n * 2).min(MAX_BUF), 0);
+            if n < MAX_BUF {
+                self.read_size = (n * 2).min(MAX_BUF);
+                buf.resize(MAX_SERVER_HEADER + self.read_size, 0);
             } else {
                 self.start_splicing();
             }
+        } else if self.target.as_tcp().is_some() {
+            // The target has nothing more for now: an idle session holds no buffers
+            // (`read_target` allocates again when the target has bytes).
+            *buf = Vec::new();
+            *encoded = Vec::new();
         }
         Ok(())
     }
@@ -587,7 +628,8 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
     async fn finish(&mut self, end: End) -> End {
         let _ = self.client.shutdown().await;
         if matches!(end, End::ClientClosed(_) | End::ProtocolError { .. }) {
-            let mut sink = [0u8; 4096];
+            // On the heap: a buffer here would be part of every session's state, idle or not.
+            let mut sink = vec![0u8; 4096];
             let _ = tokio::time::timeout(self.config.close_timeout, async {
                 while matches!(self.target.read(&mut sink).await, Ok(n) if n > 0) {}
             })
