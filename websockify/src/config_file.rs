@@ -131,10 +131,10 @@ impl FileArgs {
             let err = |msg: String| FileError(format!("{value_place}: {name}: {msg}"));
             if arg.is_positional() {
                 match long.as_str() {
-                    LISTEN => file.listen = Some(scalar(value.get_ref()).map_err(err)?),
-                    TARGET => file.target = Some(scalar(value.get_ref()).map_err(err)?),
+                    LISTEN => file.listen = Some(scalar(value.get_ref(), arg).map_err(err)?),
+                    TARGET => file.target = Some(scalar(value.get_ref(), arg).map_err(err)?),
                     _ => {
-                        file.wrap = list(value.get_ref()).map_err(err)?.into_iter().map(OsString::from).collect();
+                        file.wrap = list(value.get_ref(), arg).map_err(err)?.into_iter().map(OsString::from).collect();
                         if file.wrap.is_empty() {
                             return Err(err("expected [\"PROGRAM\", \"ARG\", ...], found an empty array".into()));
                         }
@@ -164,7 +164,7 @@ impl FileArgs {
                     FileOption { id, tokens: vec![flag.into(); n], accumulated: Some(n) }
                 }
                 ArgAction::Append => {
-                    let values = list(value.get_ref()).map_err(err)?;
+                    let values = list(value.get_ref(), arg).map_err(err)?;
                     for v in &values {
                         check_value(cmd, arg, v).map_err(err)?;
                     }
@@ -173,7 +173,7 @@ impl FileArgs {
                     FileOption { id, tokens, accumulated: Some(n) }
                 }
                 ArgAction::Set => {
-                    let v = scalar(value.get_ref()).map_err(err)?;
+                    let v = scalar(value.get_ref(), arg).map_err(err)?;
                     check_value(cmd, arg, &v).map_err(err)?;
                     // One token: a value that starts with '-' stays a value.
                     FileOption { id, tokens: vec![format!("{flag}={v}").into()], accumulated: None }
@@ -260,10 +260,12 @@ fn check_value(cmd: &Command, arg: &Arg, value: &str) -> Result<(), String> {
     }
 }
 
-/// A string or a decimal number, as the command line would spell it.
-fn scalar(value: &DeValue) -> Result<String, String> {
+/// A string or a decimal number, as the command line would spell it; a boolean too when
+/// the option takes true or false as its value.
+fn scalar(value: &DeValue, arg: &Arg) -> Result<String, String> {
     match value {
         DeValue::String(s) => Ok(s.to_string()),
+        DeValue::Boolean(b) if arg.get_possible_values().iter().any(|p| p.get_name() == "true") => Ok(b.to_string()),
         DeValue::Integer(i) if i.radix() == 10 => Ok(i.as_str().to_owned()),
         DeValue::Integer(_) => Err("write the number in decimal, or as a string".into()),
         DeValue::Float(f) => Ok(f.as_str().to_owned()),
@@ -272,10 +274,10 @@ fn scalar(value: &DeValue) -> Result<String, String> {
 }
 
 /// An array of strings or numbers; a single one counts as an array of one.
-fn list(value: &DeValue) -> Result<Vec<String>, String> {
+fn list(value: &DeValue, arg: &Arg) -> Result<Vec<String>, String> {
     match value {
-        DeValue::Array(items) => items.iter().map(|v| scalar(v.get_ref())).collect(),
-        other => scalar(other)
+        DeValue::Array(items) => items.iter().map(|v| scalar(v.get_ref(), arg)).collect(),
+        other => scalar(other, arg)
             .map(|v| vec![v])
             .map_err(|_| format!("expected a string, a number or an array of them, found {}", other.type_str())),
     }
@@ -305,6 +307,7 @@ mod tests {
             .arg(Arg::new("peer").long("peer").action(ArgAction::Append))
             .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::Count))
             .arg(Arg::new("config").long("config"))
+            .arg(Arg::new("switch").long("switch").value_parser(clap::value_parser!(bool)))
             .arg(Arg::new("command").last(true).num_args(1..))
     }
 
@@ -333,6 +336,8 @@ mod tests {
         let m = matches("peer = \"-solo\"\non = false\nname = \"-x\"", &[]);
         assert_eq!(strings(&m, "peer"), ["-solo"]);
         assert_eq!(strings(&m, "name"), ["-x"]);
+        let m = matches("switch = false", &[]);
+        assert_eq!(m.get_one::<bool>("switch"), Some(&false));
         assert!(!m.get_flag("on"));
         let f = parse("listen = 6080\ntarget = \"h:1\"\nwrap = [\"prog\", \"-x\"]").unwrap();
         assert_eq!(f.listen.as_deref(), Some("6080"));

@@ -38,7 +38,8 @@ fn relaxed() -> clap::Command {
 fn sample(cmd: &clap::Command, long: &str) -> String {
     let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long)).unwrap();
     let mut candidates: Vec<String> = arg.get_possible_values().iter().map(|p| p.get_name().to_owned()).collect();
-    candidates.extend(["7", "600", "default", "some-value"].map(String::from));
+    let more = ["7", "600", "default", "some-value", "127.0.0.1", "127.0.0.1:9100", "10.0.0.0/8", "1.5", "v1"];
+    candidates.extend(more.map(String::from));
     candidates
         .into_iter()
         .find(|v| cmd.clone().try_get_matches_from(["websockify", &format!("--{long}"), v]).is_ok())
@@ -98,6 +99,14 @@ fn every_option_round_trips_through_the_file() {
                 assert_eq!(raw(&m, id), raw(&direct, id), "{text} and --{long}={v} on the command line");
                 let err = file_matches(&format!("\n{long} = true"), &[]).unwrap_err();
                 assert!(err.starts_with(&format!("t.toml:2: {long}: expected a string")), "{err}");
+            }
+            ArgAction::Count => {
+                let direct =
+                    cmd.clone().try_get_matches_from(["websockify", &format!("--{long}"), &format!("--{long}")]);
+                let m = file_matches(&format!("{underscored} = 2"), &[]).unwrap();
+                assert_eq!(m.get_count(id), direct.unwrap().get_count(id), "{long} = 2");
+                let m = file_matches(&format!("{long} = 2"), &[&format!("--{long}")]).unwrap();
+                assert_eq!(m.get_count(id), 1, "{long} = 2 and --{long} once on the command line");
             }
             other => panic!("--{long}: a {other:?} option: teach config_file.rs (and this test) about it"),
         }
