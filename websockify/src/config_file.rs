@@ -96,9 +96,10 @@ impl FileArgs {
                 Some(span) => {
                     // Name what is wrong (toml says "duplicate key", not which).
                     let what = text.get(span.clone()).unwrap_or_default().trim();
-                    match what.is_empty() || what.contains('\n') || what.len() > 40 {
-                        true => FileError(format!("{}: {message}", at(span))),
-                        false => FileError(format!("{}: {message}: {what}", at(span))),
+                    if what.is_empty() || what.contains('\n') || what.len() > 40 {
+                        FileError(format!("{}: {message}", at(span)))
+                    } else {
+                        FileError(format!("{}: {message}: {what}", at(span)))
                     }
                 }
                 None => FileError(format!("{}: {message}", path.display())),
@@ -116,7 +117,8 @@ impl FileArgs {
             let long = name.replace('_', "-");
             let Some(arg) = find_arg(cmd, &long) else {
                 return Err(FileError(format!(
-                    "{place}: unknown option {name:?} (keys are the long options of websockify --help)"
+                    "{place}: unknown option {name:?} (keys are the long options of {} --help)",
+                    cmd.get_name()
                 )));
             };
             let id = arg.get_id().as_str().to_owned();
