@@ -246,6 +246,42 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 10, help_heading = "Limits")]
     pub handshake_timeout: u64,
 
+    /// Seconds allowed from accept to the client's first bytes
+    #[arg(long, value_name = "SECS", default_value_t = 5, help_heading = "Limits")]
+    pub first_byte_timeout: u64,
+
+    /// Largest request head (request line and headers), in bytes; larger gets 431
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024, help_heading = "Limits")]
+    pub max_request_head: usize,
+
+    /// Most header lines in a request head; more gets 431
+    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Limits")]
+    pub max_headers: usize,
+
+    /// Seconds allowed for a client's TLS handshake
+    #[arg(long, value_name = "SECS", default_value_t = 10, help_heading = "Limits")]
+    pub tls_handshake_timeout: u64,
+
+    /// Seconds allowed to connect to a target (its TLS handshake included)
+    #[arg(long, value_name = "SECS", default_value_t = 10, help_heading = "Limits")]
+    pub connect_timeout: u64,
+
+    /// Close a session with 1001 after SECS without data in either direction; pings do not
+    /// count (0: never)
+    #[arg(long, value_name = "SECS", default_value_t = 0, help_heading = "Limits")]
+    pub session_idle_timeout: u64,
+
+    /// Most ping and pong frames a client may send per second; more closes with 1008
+    /// (0: unlimited)
+    #[arg(long, value_name = "N", default_value_t = 50, help_heading = "Limits")]
+    pub max_control_rate: u32,
+
+    /// A text message from a binary-mode client reaches the target once all of it is valid
+    /// UTF-8, held up to this many bytes; a longer one is forwarded as it arrives
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, help_heading = "Limits")]
+    pub max_text_hold: usize,
+
+
     /// Read options from a TOML file (long names as keys, plus listen, target and wrap);
     /// the command line overrides it
     #[arg(long, value_name = "FILE", help_heading = "Configuration")]
@@ -634,8 +670,21 @@ impl Cli {
         if self.max_message_size == 0 {
             return Err(UsageError("--max-message-size must be at least 1".into()));
         }
-        if self.handshake_timeout == 0 {
-            return Err(UsageError("--handshake-timeout must be at least 1 second".into()));
+        for (name, secs) in [
+            ("--handshake-timeout", self.handshake_timeout),
+            ("--first-byte-timeout", self.first_byte_timeout),
+            ("--tls-handshake-timeout", self.tls_handshake_timeout),
+            ("--connect-timeout", self.connect_timeout),
+        ] {
+            if secs == 0 {
+                return Err(UsageError(format!("{name} must be at least 1 second")));
+            }
+        }
+        if self.max_request_head < 64 {
+            return Err(UsageError("--max-request-head must be at least 64 bytes".into()));
+        }
+        if self.max_headers == 0 {
+            return Err(UsageError("--max-headers must be at least 1".into()));
         }
         let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
         let tls = self.tls_options(&mut notices)?;
@@ -663,6 +712,14 @@ impl Cli {
         config.idle_timeout = secs(self.idle_timeout);
         config.limits.decoder.max_message = self.max_message_size;
         config.limits.head.timeout = Duration::from_secs(self.handshake_timeout);
+        config.limits.head.max_bytes = self.max_request_head;
+        config.limits.head.max_headers = self.max_headers;
+        config.limits.first_byte_timeout = Duration::from_secs(self.first_byte_timeout);
+        config.limits.tls_handshake_timeout = Duration::from_secs(self.tls_handshake_timeout);
+        config.limits.connect_timeout = Duration::from_secs(self.connect_timeout);
+        config.limits.session_idle_timeout = secs(self.session_idle_timeout);
+        config.limits.max_control_rate = self.max_control_rate;
+        config.limits.max_text_hold = self.max_text_hold;
         config.limits.sessions = SessionCaps {
             total: self.max_sessions,
             per_ip: self.max_sessions_per_ip,

@@ -51,7 +51,8 @@ pub enum Outcome {
 /// Serves one accepted connection. Logs its own events; never fails the caller.
 pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr>, ctx: Arc<Context>) -> Outcome {
     let limits = ctx.config.limits;
-    let kind = match sniff::sniff(&mut client, limits.head.timeout).await {
+    let accepted = Instant::now();
+    let kind = match sniff::sniff(&mut client, limits.first_byte_timeout.min(limits.head.timeout)).await {
         Ok(kind) => kind,
         Err(e) => {
             tracing::debug!("dropped: {e}");
@@ -90,7 +91,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr
             // biggest step, and a session would carry that for its whole life. With the
             // steps inline, a connection's task was 14.6 KB; boxed, 3.2 KB (and the heap of an
             // idle session, buffers included, went from 38 KB to 8.7 KB).
-            Box::pin(serve_http(stream, BytesMut::new(), Peer { id, ip, secure: true, client_cn }, &ctx)).await
+            Box::pin(serve_http(stream, BytesMut::new(), Peer { id, ip, secure: true, client_cn, accepted: Instant::now() }, &ctx)).await
         }
         Kind::Http(buf) => {
             if ctx.config.ssl_only {
@@ -100,7 +101,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr
                     .await;
                 return Outcome::NotSession;
             }
-            serve_http(client, buf, Peer { id, ip, secure: false, client_cn: None }, &ctx).await
+            serve_http(client, buf, Peer { id, ip, secure: false, client_cn: None, accepted }, &ctx).await
         }
     }
 }
@@ -115,6 +116,9 @@ struct Peer {
     secure: bool,
     /// Subject CN of the verified client certificate.
     client_cn: Option<String>,
+    /// When the connection was accepted (TLS: established): the first request head is due
+    /// within the handshake timeout of this.
+    accepted: Instant,
 }
 
 impl Peer {
@@ -131,8 +135,14 @@ impl Peer {
 /// the connection alive, until a WebSocket upgrade takes it over.
 async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Context) -> Outcome {
     let config = &ctx.config;
+    let mut first = true;
     loop {
-        let request = match http::read_head(&mut io, &mut buf, config.limits.head).await {
+        let mut limits = config.limits.head;
+        if std::mem::take(&mut first) {
+            let left = limits.timeout.saturating_sub(peer.accepted.elapsed());
+            limits.timeout = left.max(std::time::Duration::from_millis(1));
+        }
+        let request = match http::read_head(&mut io, &mut buf, limits).await {
             Ok(request) => request,
             Err(e) => {
                 match e.status() {
@@ -292,6 +302,9 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         heartbeat: config.heartbeat,
         close_timeout: config.limits.close_timeout,
         traffic: config.traffic,
+        idle_timeout: config.limits.session_idle_timeout,
+        max_control_rate: config.limits.max_control_rate,
+        max_text_hold: config.limits.max_text_hold,
     };
     let pending = buf.to_vec();
     // Not needed while the session lasts, which may be days.
@@ -366,6 +379,7 @@ fn describe(end: &End) -> String {
         End::TargetClosed { acknowledged } => format!("target closed{}", ack(*acknowledged)),
         End::TargetError(e) => format!("target connection failed: {e}"),
         End::Shutdown { acknowledged } => format!("server shutting down{}", ack(*acknowledged)),
+        End::Idle { acknowledged } => format!("idle timeout{}", ack(*acknowledged)),
         End::ProtocolError { code, reason } => format!("protocol error, closed with {code}: {reason}"),
         End::ClientGone(None) => "client disconnected without a close frame".into(),
         End::ClientGone(Some(e)) => format!("client connection failed: {e}"),

@@ -61,6 +61,12 @@ pub struct RelayConfig {
     pub traffic: bool,
     /// Record the session (`--record`).
     pub record: Option<Recorder>,
+    /// Close the session after this long without data either way.
+    pub idle_timeout: Option<Duration>,
+    /// Ping and pong frames a client may send per second (0: unlimited).
+    pub max_control_rate: u32,
+    /// Largest text message held until it has proved to be UTF-8 (binary mode).
+    pub max_text_hold: usize,
 }
 
 /// How a session ended, for its summary log line.
@@ -75,6 +81,8 @@ pub enum End {
     TargetError(io::Error),
     /// The server is shutting down; we sent 1001.
     Shutdown { acknowledged: bool },
+    /// No data moved for the session idle timeout; we sent 1001.
+    Idle { acknowledged: bool },
     /// The client broke a protocol rule; we closed with the code it calls for.
     ProtocolError { code: u16, reason: String },
     /// The client's connection dropped or failed without a close handshake.
@@ -88,7 +96,7 @@ impl End {
             Self::ClientClosed(code) => *code,
             Self::TargetClosed { .. } => Some(close_code::NORMAL),
             Self::TargetError(_) => Some(close_code::INTERNAL_ERROR),
-            Self::Shutdown { .. } => Some(close_code::GOING_AWAY),
+            Self::Shutdown { .. } | Self::Idle { .. } => Some(close_code::GOING_AWAY),
             Self::ProtocolError { code, .. } => Some(*code),
             Self::ClientGone(_) => None,
         }
@@ -135,7 +143,9 @@ where
 {
     let (ctrl_tx, ctrl_rx) = mpsc::channel(4);
     let to_target = AtomicU64::new(0);
-    let inbound = Inbound { reader: client_r, target: target_w, ctrl: ctrl_tx, config, written: &to_target };
+    let activity = Activity::new();
+    let inbound =
+        Inbound { reader: client_r, target: target_w, ctrl: ctrl_tx, config, written: &to_target, activity: &activity };
     let outbound = Outbound {
         target: target_r,
         client: client_w,
@@ -143,6 +153,7 @@ where
         config,
         shutdown,
         to_client: 0,
+        activity: &activity,
         read_size: MIN_BUF,
         splice: None,
     };
@@ -176,6 +187,7 @@ struct Inbound<'a, CR, TW> {
     config: &'a RelayConfig,
     /// Payload bytes written to the target so far.
     written: &'a AtomicU64,
+    activity: &'a Activity,
 }
 
 impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> {
@@ -191,6 +203,8 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
         let mut target_ok = true;
         // How much to read at a time: doubles while reads fill the buffer.
         let mut size = MIN_BUF;
+        let mut streaming_text = false;
+        let mut control_rate = ControlRate::new(self.config.max_control_rate);
         // Payload ranges of `buf` to write to the target, in order.
         let mut queued: Vec<Range<usize>> = Vec::new();
         loop {
@@ -224,20 +238,27 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
                             if let Err(e) = decoder.feed(&buf[start..end], last, out) {
                                 break Step::Fail(close_code::INVALID_PAYLOAD, e.to_string());
                             }
-                        } else if text {
+                        } else if text && !streaming_text {
                             // A text message reaches the target only once all of it has proved
                             // to be UTF-8: the target never sees part of a message that is then
-                            // refused with 1007. Held up to the message size limit.
+                            // refused with 1007. Held up to `max_text_hold`; the rest of a
+                            // longer one is forwarded as it arrives (and still validated).
                             held.extend_from_slice(&buf[start..end]);
-                            if last {
+                            if last || held.len() > self.config.max_text_hold {
                                 self.write_queued(&buf, &mut queued, &mut target_ok).await;
                                 self.write(&held, &mut target_ok).await;
-                                held.clear();
-                                held.shrink_to(MIN_BUF);
+                                held = Vec::new();
+                                streaming_text = !last;
                             }
                         } else {
                             queue(&mut buf, &mut queued, start..end);
+                            if last {
+                                streaming_text = false;
+                            }
                         }
+                    }
+                    Event::Ping(_) | Event::Pong(_) if !control_rate.allow() => {
+                        break Step::Fail(close_code::POLICY, "Too many control frames".into());
                     }
                     Event::Ping(payload) => {
                         let pong = ControlFrame::new(OpCode::Pong, &buf[at + payload.start..at + payload.end]);
@@ -295,6 +316,7 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
                     return;
                 }
                 Ok(_) => {
+                    self.activity.touch();
                     if self.config.traffic {
                         eprint!("}}");
                     }
@@ -398,6 +420,53 @@ fn queue(buf: &mut [u8], queued: &mut Vec<Range<usize>>, range: Range<usize>) {
 
 /// The client-side frame decoder of the session's framing.
 enum FrameDecoder {
+/// When data last moved in either direction (`--session-idle-timeout`).
+struct Activity {
+    start: Instant,
+    /// Milliseconds from `start` to the last data.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { start: Instant::now(), last_ms: AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Counts a client's ping and pong frames per one-second window.
+struct ControlRate {
+    limit: u32,
+    window: std::time::Instant,
+    count: u32,
+}
+
+impl ControlRate {
+    fn new(limit: u32) -> Self {
+        Self { limit, window: std::time::Instant::now(), count: 0 }
+    }
+
+    /// Counts one more frame; false once the window holds more than the limit.
+    fn allow(&mut self) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = std::time::Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= self.limit
+    }
+}
+
     Rfc6455(Decoder),
     Hixie(HixieDecoder),
 }
@@ -434,6 +503,7 @@ struct Outbound<'a, TR, CW> {
     to_client: u64,
     /// Bytes to read from the target at a time: doubles while reads fill the buffer.
     read_size: usize,
+    activity: &'a Activity,
     /// The zero-copy path, set up once the session shows bulk traffic (binary frames
     /// between plain TCP sockets only).
     splice: Option<Splicer>,
@@ -500,6 +570,7 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
             let deadline = closing.as_ref().map(|(_, d)| *d);
             tokio::select! {
                 biased;
+            let idle_deadline = self.config.idle_timeout.map(|t| self.activity.last() + t);
                 ctrl = self.ctrl.recv() => match ctrl {
                     Some(Ctrl::Pong(frame)) => {
                         if let Err(e) = self.send(frame.as_bytes()).await {
@@ -537,6 +608,16 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                 }
                 _ = tick_opt(&mut heartbeat), if closing.is_none() => {
                     if let Err(e) = self.send(ControlFrame::new(OpCode::Ping, b"").as_bytes()).await {
+                () = sleep_until_opt(idle_deadline), if closing.is_none() => {
+                    // The inbound loop may have moved data since the deadline was set.
+                    if Instant::now() < self.activity.last() + self.config.idle_timeout.unwrap_or_default() {
+                        continue;
+                    }
+                    closing = Some((End::Idle { acknowledged: false }, Instant::now() + self.config.close_timeout));
+                    if let Err(e) = self.send_close(Some(close_code::GOING_AWAY), "Session idle timeout").await {
+                        return End::ClientGone(Some(e));
+                    }
+                }
                         return End::ClientGone(Some(e));
                     }
                 }
@@ -546,6 +627,7 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                         Ok(read) => {
                             if self.config.traffic {
                                 eprint!("{{");
+                            self.activity.touch();
                             }
                             let sent = match read {
                                 TargetRead::Copied(n) => self.send_data(&mut buf, n, &mut encoded).await,
@@ -699,6 +781,7 @@ impl End {
         }
     }
 }
+            Self::Idle { .. } => Self::Idle { acknowledged: true },
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
