@@ -135,6 +135,14 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Concurrent sessions allowed in total, per client IP and per token.
     pub sessions: SessionCaps,
+    /// Time allowed from accept to the client's first bytes.
+    pub first_byte_timeout: Duration,
+    /// Close sessions without data either way for this long (1001).
+    pub session_idle_timeout: Option<Duration>,
+    /// Ping and pong frames a client may send per second (0: unlimited); more closes with 1008.
+    pub max_control_rate: u32,
+    /// Largest text message (binary mode) held until it has proved to be UTF-8.
+    pub max_text_hold: usize,
 }
 
 impl Default for Limits {
@@ -147,18 +155,14 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             sessions: SessionCaps::default(),
+            first_byte_timeout: Duration::from_secs(5),
+            session_idle_timeout: None,
+            max_control_rate: 50,
+            max_text_hold: 1 << 20,
         }
     }
 }
 
-    /// Time allowed from accept to the client's first bytes.
-    pub first_byte_timeout: Duration,
-    /// Close sessions without data either way for this long (1001).
-    pub session_idle_timeout: Option<Duration>,
-    /// Ping and pong frames a client may send per second (0: unlimited); more closes with 1008.
-    pub max_control_rate: u32,
-    /// Largest text message (binary mode) held until it has proved to be UTF-8.
-    pub max_text_hold: usize,
 /// Where connections come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Listen {
@@ -171,10 +175,6 @@ pub enum Listen {
     Stdin,
     /// The first socket passed by systemd socket activation (`LISTEN_FDS`).
     Systemd,
-            first_byte_timeout: Duration::from_secs(5),
-            session_idle_timeout: None,
-            max_control_rate: 50,
-            max_text_hold: 1 << 20,
 }
 
 impl From<ListenAddr> for Listen {

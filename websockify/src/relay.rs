@@ -418,8 +418,6 @@ fn queue(buf: &mut [u8], queued: &mut Vec<Range<usize>>, range: Range<usize>) {
     }
 }
 
-/// The client-side frame decoder of the session's framing.
-enum FrameDecoder {
 /// When data last moved in either direction (`--session-idle-timeout`).
 struct Activity {
     start: Instant,
@@ -467,6 +465,8 @@ impl ControlRate {
     }
 }
 
+/// The client-side frame decoder of the session's framing.
+enum FrameDecoder {
     Rfc6455(Decoder),
     Hixie(HixieDecoder),
 }
@@ -501,9 +501,9 @@ struct Outbound<'a, TR, CW> {
     config: &'a RelayConfig,
     shutdown: &'a CancellationToken,
     to_client: u64,
+    activity: &'a Activity,
     /// Bytes to read from the target at a time: doubles while reads fill the buffer.
     read_size: usize,
-    activity: &'a Activity,
     /// The zero-copy path, set up once the session shows bulk traffic (binary frames
     /// between plain TCP sockets only).
     splice: Option<Splicer>,
@@ -568,9 +568,9 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
         let mut closing: Option<(End, Instant)> = None;
         loop {
             let deadline = closing.as_ref().map(|(_, d)| *d);
+            let idle_deadline = self.config.idle_timeout.map(|t| self.activity.last() + t);
             tokio::select! {
                 biased;
-            let idle_deadline = self.config.idle_timeout.map(|t| self.activity.last() + t);
                 ctrl = self.ctrl.recv() => match ctrl {
                     Some(Ctrl::Pong(frame)) => {
                         if let Err(e) = self.send(frame.as_bytes()).await {
@@ -606,8 +606,6 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                     let (end, _) = closing.take().expect("deadline only while closing");
                     return end;
                 }
-                _ = tick_opt(&mut heartbeat), if closing.is_none() => {
-                    if let Err(e) = self.send(ControlFrame::new(OpCode::Ping, b"").as_bytes()).await {
                 () = sleep_until_opt(idle_deadline), if closing.is_none() => {
                     // The inbound loop may have moved data since the deadline was set.
                     if Instant::now() < self.activity.last() + self.config.idle_timeout.unwrap_or_default() {
@@ -618,6 +616,8 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                         return End::ClientGone(Some(e));
                     }
                 }
+                _ = tick_opt(&mut heartbeat), if closing.is_none() => {
+                    if let Err(e) = self.send(ControlFrame::new(OpCode::Ping, b"").as_bytes()).await {
                         return End::ClientGone(Some(e));
                     }
                 }
@@ -625,9 +625,9 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
                     let (end, code, reason) = match read {
                         Ok(read) if read.len() == 0 => (End::TargetClosed { acknowledged: false }, close_code::NORMAL, "Target closed"),
                         Ok(read) => {
+                            self.activity.touch();
                             if self.config.traffic {
                                 eprint!("{{");
-                            self.activity.touch();
                             }
                             let sent = match read {
                                 TargetRead::Copied(n) => self.send_data(&mut buf, n, &mut encoded).await,
@@ -777,11 +777,11 @@ impl End {
         match self {
             Self::TargetClosed { .. } => Self::TargetClosed { acknowledged: true },
             Self::Shutdown { .. } => Self::Shutdown { acknowledged: true },
+            Self::Idle { .. } => Self::Idle { acknowledged: true },
             other => other,
         }
     }
 }
-            Self::Idle { .. } => Self::Idle { acknowledged: true },
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {

@@ -220,3 +220,164 @@ impl std::fmt::Display for Latency {
         )
     }
 }
+
+/// Round trips through the proxy, and (the control) through a `socat` relay process to the
+/// same echo target at the same moments: a relay process that the attack leaves alone, so
+/// what the machine alone adds (a busy scheduler waking a process late) shows in both.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub proxy: Latency,
+    pub direct: Latency,
+}
+
+impl Sample {
+    /// The bound the attack and fault tests hold a legitimate session to: its p99 within
+    /// twice the baseline's, plus `slack`, plus the p99 the control saw meanwhile (on a
+    /// 2-core machine shared with the attacker, a process woken late is not the proxy's doing).
+    pub fn within_twice(&self, baseline: &Sample, slack: Duration) -> bool {
+        self.proxy.p99 <= baseline.proxy.p99 * 2 + slack + self.direct.p99
+    }
+}
+
+impl std::fmt::Display for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "{} (socat control: p50 {:.2} ms, p99 {:.2} ms)",
+            self.proxy,
+            ms(self.direct.p50),
+            ms(self.direct.p99)
+        )
+    }
+}
+
+/// An echo target and an [`EchoProbe`] on a thread and runtime of their own, so that what
+/// the probe measures is the proxy (and the machine), not the test's own runtime busy with
+/// thousands of attacking tasks.
+pub struct ProbeThread {
+    /// Where the probe's echo target listens: give the proxy this as the probe's target.
+    pub echo: std::net::SocketAddr,
+    commands: std::sync::mpsc::Sender<ProbeCommand>,
+    control: std::process::Child,
+}
+
+impl Drop for ProbeThread {
+    fn drop(&mut self) {
+        let _ = self.control.kill();
+        let _ = self.control.wait();
+    }
+}
+
+enum ProbeCommand {
+    Connect(String, tokio::sync::oneshot::Sender<()>),
+    Sample(usize, tokio::sync::oneshot::Sender<Sample>),
+    Until(Arc<AtomicBool>, tokio::sync::oneshot::Sender<Sample>),
+}
+
+/// The probe's session and its control connection.
+struct Probes {
+    ws: EchoProbe,
+    direct: TcpStream,
+}
+
+impl Probes {
+    async fn direct_round_trip(&mut self) -> Duration {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let start = Instant::now();
+        let mut buf = [0x5a; 64];
+        self.direct.write_all(&buf).await.expect("control sends");
+        self.direct.read_exact(&mut buf).await.expect("control echo");
+        start.elapsed()
+    }
+
+    async fn sample(&mut self, n: Option<usize>, stop: &AtomicBool, gap: Duration) -> Sample {
+        let (mut proxy, mut direct) = (Vec::new(), Vec::new());
+        while n.map_or(!stop.load(Ordering::Relaxed), |n| proxy.len() < n) {
+            proxy.push(self.ws.round_trip().await);
+            direct.push(self.direct_round_trip().await);
+            tokio::time::sleep(gap).await;
+        }
+        Sample { proxy: Latency::of(proxy), direct: Latency::of(direct) }
+    }
+}
+
+/// Connects to the socat control once it listens.
+async fn control_connect(port: u16) -> TcpStream {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => return s,
+            Err(e) if start.elapsed() > Duration::from_secs(5) => panic!("socat control on port {port}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+impl ProbeThread {
+    pub fn start() -> Self {
+        let (commands, rx) = std::sync::mpsc::channel::<ProbeCommand>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (port_tx, rx_port) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("probe runtime");
+            let echo = rt.block_on(super::echo_target("127.0.0.1:0"));
+            let _ = addr_tx.send(echo);
+            let control_port = rx_port.recv().expect("control port");
+            let mut probes = None;
+            let never = AtomicBool::new(false);
+            while let Ok(command) = rx.recv() {
+                rt.block_on(async {
+                    match command {
+                        ProbeCommand::Connect(url, done) => {
+                            let ws = EchoProbe::connect(&url).await;
+                            let direct = control_connect(control_port).await;
+                            direct.set_nodelay(true).expect("nodelay");
+                            probes = Some(Probes { ws, direct });
+                            let _ = done.send(());
+                        }
+                        ProbeCommand::Sample(n, done) => {
+                            let probes = probes.as_mut().expect("connected");
+                            let _ = done.send(probes.sample(Some(n), &never, Duration::from_millis(2)).await);
+                        }
+                        ProbeCommand::Until(stop, done) => {
+                            let probes = probes.as_mut().expect("connected");
+                            let _ = done.send(probes.sample(None, &stop, Duration::from_millis(5)).await);
+                        }
+                    }
+                });
+            }
+        });
+        let echo = addr_rx.recv().expect("probe echo target");
+        let port = super::closed_port();
+        let control = std::process::Command::new("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
+            .arg(format!("TCP:{echo},nodelay"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat (the latency control; scripts/peers.sh installs it)");
+        port_tx.send(port).expect("probe thread");
+        Self { echo, commands, control }
+    }
+
+    /// Opens the probe's session (the proxy at `url` must lead to [`ProbeThread::echo`]).
+    pub async fn connect(&self, url: &str) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(ProbeCommand::Connect(url.to_owned(), tx)).expect("probe thread");
+        rx.await.expect("probe connects");
+    }
+
+    /// `n` round trips 2 ms apart.
+    pub async fn sample(&self, n: usize) -> Sample {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(ProbeCommand::Sample(n, tx)).expect("probe thread");
+        rx.await.expect("probe samples")
+    }
+
+    /// Round trips 5 ms apart until `stop` is set; await the result after setting it.
+    pub fn sample_until(&self, stop: Arc<AtomicBool>) -> tokio::sync::oneshot::Receiver<Sample> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(ProbeCommand::Until(stop, tx)).expect("probe thread");
+        rx
+    }
+}
