@@ -189,3 +189,44 @@ write("hixie_decoder", "close", split() + b"\x00AA==\xff\xff\x00")
 write("hixie_decoder", "length-overflow", split() + b"\x80" + b"\xff" * 10 + b"\x01")
 write("hixie_decoder", "too-big", split([50]) + b"\x00" + b"QUJD" * 30 + b"\xff")
 write("hixie_decoder", "typed-sentinel-skipped", split([4]) + b"\x01eHl6\xff\x00QUJD\xff\x7f\xff")
+
+# --- token_file: token-file text (every line is also tried as a TokenFileName token) ---
+write("token_file", "upstream-example", b"# comment\nvnc1: localhost:5901\nvnc2: 10.0.0.2:5900\n\n")
+write("token_file", "ipv6-and-unix", b"six: ::1:5900\nbr: [fe80::1]:5900\nsock: unix_socket:/run/vnc.sock\n")
+write("token_file", "tabs-and-spaces", b"  tok\t:\thost:1  \nweird:tok: h:2\n#no: x:1\n")
+write("token_file", "errors", b"nosep\n: host:1\ntok: host\ntok: host:0\ntok: host:99999\n")
+write("token_file", "names", b"vnc1\nin\nout\n../outside\n.hidden\nsub\nsub/../vnc1\nvnc1\x00x\n")
+
+# --- redis_value: byte 0 even = a value, odd = a --token-source -----------------------
+write("redis_value", "json", b"\x00" + b'{"host": "vnc.internal:5901"}')
+write("redis_value", "json-ipv6", b"\x00" + b'{"host": "[::1]:5900", "other": 1}')
+write("redis_value", "json-no-host", b"\x00" + b'{"port": 5900}')
+write("redis_value", "plain", b"\x00" + b" 10.0.0.3:5900\n")
+write("redis_value", "unix", b"\x00" + b"unix_socket:/run/vnc.sock")
+write("redis_value", "not-utf8", b"\x00" + b"h\xff:1")
+write("redis_value", "source-full", b"\x01" + b"redis.local:6380:2:s3cret:app")
+write("redis_value", "source-quoted", b"\x01" + b'redis.local::::"app:vnc"')
+write("redis_value", "source-ipv6", b"\x01" + b"[::1]:6380:1")
+write("redis_value", "source-three", b"\x01" + b"redis.local:6379:0")
+
+# --- web_path: byte 0 even = a request target, odd = a Range header after 8 length bytes
+for name, target in [
+    ("root", b"/"), ("index", b"/index.html?x=1"), ("dir-redirect", b"/app?a=b#c"),
+    ("dir-slash", b"/app/"), ("nested", b"/app/core/rfb.js"), ("listing", b"/listing/"),
+    ("dotdot", b"/../secret.txt"), ("encoded-dotdot", b"/%2e%2e/secret.txt"),
+    ("symlink-out", b"/out-dir/secret"), ("symlink-in", b"/in-dir/rfb.js"), ("abs-link", b"/abs/etc/passwd"),
+    ("space", b"/sp%20ace/b%20c.txt"), ("percent-dir", b"/%2541"), ("double-slash", b"//evil.example/"),
+    ("backslash", b"/app\\..\\x"), ("nul", b"/a%00b"), ("bad-utf8", b"/%ff"), ("relative", b"app/"),
+]:
+    write("web_path", name, b"\x00" + target)
+for name, length, header in [
+    ("range-first", 1000, b"bytes=0-99"), ("range-suffix", 1000, b"bytes=-100"),
+    ("range-open", 1000, b"bytes=900-"), ("range-past", 10, b"bytes=20-30"),
+    ("range-multi", 1000, b"bytes=0-1,5-6"), ("range-empty-file", 0, b"bytes=0-"),
+]:
+    write("web_path", name, b"\x01" + struct.pack("<Q", length) + header)
+
+# --- record_escaper: raw session bytes -------------------------------------------------
+write("record_escaper", "rfb-version", b"RFB 003.008\n")
+write("record_escaper", "quotes-and-backslashes", b"it's a \\ test '\\'")
+write("record_escaper", "binary", bytes(range(256)))

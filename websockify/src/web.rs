@@ -41,8 +41,9 @@ impl WebOptions {
 }
 
 /// Where a request path leads inside the web root.
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
-enum Resolved {
+pub enum Resolved {
     File(PathBuf),
     /// A directory requested without its trailing slash: redirect to this path.
     Redirect(String),
@@ -52,8 +53,9 @@ enum Resolved {
 }
 
 /// Maps a request target to a file under `root`. Pure except for file-system look-ups;
-/// never yields a path outside `root`.
-fn resolve(root: &Path, target: &str) -> Resolved {
+/// never yields a path outside `root`. Public for the fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn resolve(root: &Path, target: &str) -> Resolved {
     let path = target.split(['?', '#']).next().unwrap_or_default();
     let query = target.find('?').map(|i| &target[i..]).unwrap_or_default();
     if !path.starts_with('/') {
@@ -276,8 +278,9 @@ fn truncate_secs(t: SystemTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
 }
 
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
-enum RangeRequest {
+pub enum RangeRequest {
     Full,
     /// First and last byte, inclusive.
     Partial(u64, u64),
@@ -285,8 +288,9 @@ enum RangeRequest {
 }
 
 /// One `bytes=` range; anything else (several ranges, other units, syntax errors) is
-/// served whole, which RFC 9110 allows.
-fn parse_range(header: &str, len: u64) -> RangeRequest {
+/// served whole, which RFC 9110 allows. Public for the fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn parse_range(header: &str, len: u64) -> RangeRequest {
     let Some(spec) = header.trim().strip_prefix("bytes=") else { return RangeRequest::Full };
     if spec.contains(',') {
         return RangeRequest::Full;

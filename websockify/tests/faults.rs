@@ -116,7 +116,6 @@ async fn target_name_does_not_resolve() {
         "failed to connect to nonexistent.invalid:5900: cannot resolve nonexistent.invalid: ",
         Duration::from_secs(5),
     );
-    r.proxy.wait_log("token \"dns\" -> nonexistent.invalid:5900", Duration::from_secs(1));
     probe.round_trip().await;
     eprintln!("target_name_does_not_resolve: 1011 after {:?}", started.elapsed());
 }

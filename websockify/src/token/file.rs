@@ -141,8 +141,9 @@ fn load(source: &Path) -> Result<Loaded, TokenError> {
 }
 
 /// One line: `token: target` where the separator is a colon followed by a space or tab.
-/// Blank lines and `#` comments yield nothing.
-fn parse_line(line: &str) -> Result<Option<(String, Target)>, String> {
+/// Blank lines and `#` comments yield nothing. Public for the fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn parse_line(line: &str) -> Result<Option<(String, Target)>, String> {
     let trimmed = line.trim_end();
     if trimmed.trim().is_empty() || trimmed.starts_with('#') {
         return Ok(None);
@@ -187,8 +188,10 @@ fn token_dir(plugin: &str, source: &str) -> Result<PathBuf, TokenError> {
 }
 
 /// The canonical path a token names inside `dir`, or `None` if the token is not a plain
-/// file name, names nothing, or leads (through a symlink) out of the directory.
-fn resolve_inside(dir: &Path, token: &str) -> Option<PathBuf> {
+/// file name, names nothing, or leads (through a symlink) out of the directory. Public for
+/// the fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn resolve_inside(dir: &Path, token: &str) -> Option<PathBuf> {
     if !safe_file_name(token) {
         return None;
     }

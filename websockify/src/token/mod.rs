@@ -22,6 +22,13 @@ pub use file::{TokenFile, TokenFileName, UnixDomainSocketDirectory};
 pub use jwt::JwtTokenApi;
 pub use redis::TokenRedis;
 
+/// The token sources' parsers, for the fuzz targets in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub mod parsers {
+    pub use super::file::{parse_line as token_file_line, resolve_inside};
+    pub use super::redis::parse_value as redis_value;
+}
+
 /// A boxed future, so that resolvers can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

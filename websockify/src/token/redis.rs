@@ -182,7 +182,9 @@ fn parse_source(src: &str) -> Result<Source, TokenError> {
 }
 
 /// Reads a key's value: JSON `{"host": "h:p"}` or plain `h:p` / `unix_socket:/path`.
-fn parse_value(raw: &[u8]) -> Result<Target, TokenError> {
+/// Public for the fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn parse_value(raw: &[u8]) -> Result<Target, TokenError> {
     let text = std::str::from_utf8(raw).map_err(|_| TokenError::BadTarget("Redis value is not UTF-8".into()))?.trim();
     if text.starts_with('{') {
         let json: serde_json::Value = serde_json::from_str(text)
