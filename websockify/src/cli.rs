@@ -281,7 +281,6 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, help_heading = "Limits")]
     pub max_text_hold: usize,
 
-
     /// Read options from a TOML file (long names as keys, plus listen, target and wrap);
     /// the command line overrides it
     #[arg(long, value_name = "FILE", help_heading = "Configuration")]

@@ -91,7 +91,13 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr
             // biggest step, and a session would carry that for its whole life. With the
             // steps inline, a connection's task was 14.6 KB; boxed, 3.2 KB (and the heap of an
             // idle session, buffers included, went from 38 KB to 8.7 KB).
-            Box::pin(serve_http(stream, BytesMut::new(), Peer { id, ip, secure: true, client_cn, accepted: Instant::now() }, &ctx)).await
+            Box::pin(serve_http(
+                stream,
+                BytesMut::new(),
+                Peer { id, ip, secure: true, client_cn, accepted: Instant::now() },
+                &ctx,
+            ))
+            .await
         }
         Kind::Http(buf) => {
             if ctx.config.ssl_only {
