@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks talk to, idempotently:
-#   - Debian packages (socat, curl, openssl), when running as root and they are missing;
+#   - Debian packages (socat, curl, openssl, haproxy), when running as root and they are missing;
 #   - a Python 3 venv in .peers/venv with the reference websockify, numpy, websockets and PyJWT;
 #   - Node's `ws` in tests/node/node_modules (npm ci from the lock file);
 #   - a Python 2.7 venv in .peers/venv2 with Autobahn|Testsuite (wstest);
@@ -24,6 +24,7 @@ if want apt; then
         command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     command -v groff >/dev/null 2>&1 || missing+=(groff-base) # renders websockify --man in the tests
+    [ -x /usr/sbin/haproxy ] || missing+=(haproxy) # the load balancer of tests/proxy_protocol.rs and tests/haproxy.rs
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" = 0 ]; then
             apt-get update -qq

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::auth::{self, Authenticator};
 use crate::config::{Config, Listen, ListenAddr, Route, Target, TargetTls};
 use crate::config_file::{self, FileArgs};
+use crate::forwarded::Networks;
 use crate::limit::SessionCaps;
 use crate::tls::{TlsOptions, TlsVersion};
 use crate::token::{self, TokenRoute, TokenSource};
@@ -280,6 +281,33 @@ pub struct Cli {
     /// UTF-8, held up to this many bytes; a longer one is forwarded as it arrives
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, help_heading = "Limits")]
     pub max_text_hold: usize,
+
+    /// Require a PROXY protocol header (v1 or v2, HAProxy's send-proxy / send-proxy-v2) at
+    /// the start of connections from --proxy-protocol-from: the client address it gives
+    /// replaces the balancer's for logs, per-IP limits and the target's PROXY header
+    #[arg(long, help_heading = "Client address (load balancers)")]
+    pub accept_proxy_protocol: bool,
+
+    /// Who must send that header: comma-separated addresses or networks (CIDR) [default:
+    /// 127.0.0.0/8,::1]. Others are served as direct clients, and refused if they send one
+    #[arg(
+        long,
+        value_name = "CIDR,...",
+        requires = "accept_proxy_protocol",
+        help_heading = "Client address (load balancers)"
+    )]
+    pub proxy_protocol_from: Option<String>,
+
+    /// Believe X-Forwarded-For (or Forwarded) from these proxies, comma-separated addresses
+    /// or networks (CIDR): the right-most address not in the list is the client, for logs,
+    /// per-IP limits and the target's PROXY header. Without it the headers are ignored
+    #[arg(long, value_name = "CIDR,...", help_heading = "Client address (load balancers)")]
+    pub trusted_proxy: Option<String>,
+
+    /// Send the target a PROXY protocol header (v1 text or v2 binary) naming the client and
+    /// the address it connected to, so that the target sees the real client
+    #[arg(long, value_name = "VERSION", value_parser = ["v1", "v2"], help_heading = "Client address (load balancers)")]
+    pub target_proxy_protocol: Option<String>,
 
     /// Read options from a TOML file (long names as keys, plus listen, target and wrap);
     /// the command line overrides it
@@ -729,6 +757,16 @@ impl Cli {
         config.target_tls = self.ssl_target.then(|| TargetTls { cafile: self.target_cafile.clone() });
         config.web = web;
         config.wrap = wrap;
+        if self.accept_proxy_protocol {
+            config.accept_proxy = Some(match &self.proxy_protocol_from {
+                Some(list) => Networks::parse(list).map_err(|e| UsageError(format!("--proxy-protocol-from: {e}")))?,
+                None => Networks::loopback(),
+            });
+        }
+        if let Some(list) = &self.trusted_proxy {
+            config.trusted_proxies = Networks::parse(list).map_err(|e| UsageError(format!("--trusted-proxy: {e}")))?;
+        }
+        config.target_proxy = self.target_proxy_protocol.as_deref().map(str::parse).transpose().map_err(UsageError)?;
         if self.libserver {
             notices.push("--libserver has no meaning here and is ignored".to_owned());
         }

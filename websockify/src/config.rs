@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
+use crate::forwarded::Networks;
 use crate::http::HeadLimits;
 use crate::limit::SessionCaps;
+use crate::proxy_protocol;
 use crate::tls::TlsOptions;
 use crate::token::TokenRoute;
 use crate::web::WebOptions;
@@ -51,6 +53,14 @@ pub struct Config {
     pub wrap: Option<WrapConfig>,
     /// Record each session to `<this path>.<connection id>` (`--record`).
     pub record: Option<PathBuf>,
+    /// Connections from these networks must start with a PROXY protocol header, whose
+    /// client address replaces theirs (`--accept-proxy-protocol`, `--proxy-protocol-from`).
+    pub accept_proxy: Option<Networks>,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` headers name the client (`--trusted-proxy`);
+    /// empty: the headers are ignored.
+    pub trusted_proxies: Networks,
+    /// Send a PROXY protocol header naming the client to the target (`--target-proxy-protocol`).
+    pub target_proxy: Option<proxy_protocol::Version>,
     pub limits: Limits,
 }
 
@@ -115,6 +125,9 @@ impl Config {
             web: None,
             wrap: None,
             record: None,
+            accept_proxy: None,
+            trusted_proxies: Networks::default(),
+            target_proxy: None,
             limits: Limits::default(),
         }
     }

@@ -2,7 +2,7 @@
 //! HTTP), unwrap TLS, read request heads, serve static files or validate the WebSocket
 //! handshake, connect to the target, then relay.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth;
 use crate::config::{Config, Route, Target};
+use crate::forwarded;
 use crate::handshake::{self, RequestKind};
 use crate::http::{self, Request, Response};
 use crate::limit::SessionLimits;
+use crate::proxy_protocol::{self, Header};
 use crate::record::Recorder;
 use crate::relay::{self, End, RelayConfig};
 use crate::sniff::{self, Kind};
@@ -48,17 +50,37 @@ pub enum Outcome {
     NotSession,
 }
 
+/// A connection's two ends as its socket says (TCP; `None` for UNIX sockets), or as a
+/// trusted PROXY protocol header says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Addrs {
+    /// The client.
+    pub peer: Option<SocketAddr>,
+    /// The address it connected to.
+    pub local: Option<SocketAddr>,
+}
+
 /// Serves one accepted connection. Logs its own events; never fails the caller.
-pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr>, ctx: Arc<Context>) -> Outcome {
+pub async fn serve<S: Split + 'static>(mut client: S, id: u64, mut addrs: Addrs, ctx: Arc<Context>) -> Outcome {
     let limits = ctx.config.limits;
     let accepted = Instant::now();
-    let kind = match sniff::sniff(&mut client, limits.first_byte_timeout.min(limits.head.timeout)).await {
+    let Some(first) = Box::pin(proxy_header(&mut client, &mut addrs, &ctx)).await else {
+        return Outcome::NotSession;
+    };
+    let kind = match sniff::sniff_after(&mut client, first, limits.first_byte_timeout.min(limits.head.timeout)).await {
         Ok(kind) => kind,
         Err(e) => {
             tracing::debug!("dropped: {e}");
             return Outcome::NotSession;
         }
     };
+    if let (Some(from), Kind::Http(first)) = (&ctx.config.accept_proxy, &kind)
+        && proxy_protocol::starts_with_header(first)
+    {
+        let who = addrs.peer.map_or_else(|| "a UNIX socket peer".to_owned(), |p| p.ip().to_string());
+        tracing::warn!("connection refused: PROXY protocol header from {who}, not in --proxy-protocol-from ({from})");
+        return Outcome::NotSession;
+    }
     match kind {
         Kind::FlashPolicy => {
             tracing::info!("Flash policy request answered");
@@ -94,7 +116,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr
             Box::pin(serve_http(
                 stream,
                 BytesMut::new(),
-                Peer { id, ip, secure: true, client_cn, accepted: Instant::now() },
+                Peer { id, addrs, secure: true, client_cn, accepted: Instant::now() },
                 &ctx,
             ))
             .await
@@ -107,7 +129,42 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr
                     .await;
                 return Outcome::NotSession;
             }
-            serve_http(client, buf, Peer { id, ip, secure: false, client_cn: None, accepted }, &ctx).await
+            serve_http(client, buf, Peer { id, addrs, secure: false, client_cn: None, accepted }, &ctx).await
+        }
+    }
+}
+
+/// `--accept-proxy-protocol`: reads the PROXY header that a connection from a trusted
+/// balancer must start with, and puts the client's address in `addrs`. Returns the bytes
+/// read past the header (none if there was no header to read), or `None` when the
+/// connection is refused (logged here). UNIX socket peers are trusted: the socket's
+/// permissions decide who connects.
+async fn proxy_header<S: Split>(client: &mut S, addrs: &mut Addrs, ctx: &Context) -> Option<BytesMut> {
+    let Some(from) = &ctx.config.accept_proxy else { return Some(BytesMut::new()) };
+    if let Some(peer) = addrs.peer
+        && !from.contains(peer.ip())
+    {
+        return Some(BytesMut::new());
+    }
+    match proxy_protocol::read_header(client, ctx.config.limits.head.timeout).await {
+        Ok((Header::Proxied { version, source, destination }, rest)) => {
+            tracing::Span::current().record("client", tracing::field::display(source));
+            tracing::debug!("PROXY {version} header: client {source}, which connected to {destination}");
+            *addrs = Addrs { peer: Some(source), local: Some(destination) };
+            Some(rest)
+        }
+        Ok((Header::Local { version }, rest)) => {
+            tracing::debug!("PROXY {version} header without a client address (LOCAL or UNKNOWN): the balancer's own");
+            Some(rest)
+        }
+        // A port probe (a balancer's plain TCP health check): nothing to report.
+        Err(e @ proxy_protocol::ProxyError::Closed(0)) => {
+            tracing::debug!("dropped: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("connection refused: {e} (PROXY protocol required from {from})");
+            None
         }
     }
 }
@@ -116,8 +173,9 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, ip: Option<IpAddr
 struct Peer {
     /// The connection id (log lines, recording file names).
     id: u64,
-    /// The client's IP address (TCP clients), for per-IP session caps.
-    ip: Option<IpAddr>,
+    /// The client's address (TCP clients; after any PROXY header) and the one it connected
+    /// to: for per-IP session caps and the target's PROXY header.
+    addrs: Addrs,
     /// Over TLS.
     secure: bool,
     /// Subject CN of the verified client certificate.
@@ -128,6 +186,22 @@ struct Peer {
 }
 
 impl Peer {
+    /// The client's address for a request: the connection's, or, from a proxy trusted with
+    /// `--trusted-proxy`, the one its `X-Forwarded-For` or `Forwarded` header gives (with
+    /// port 0: those headers have none).
+    fn client(&self, request: &Request, ctx: &Context) -> Option<SocketAddr> {
+        let peer = self.addrs.peer?;
+        let trusted = &ctx.config.trusted_proxies;
+        match forwarded::client_ip(request, peer.ip(), trusted) {
+            Some(ip) if ip != peer.ip() => {
+                tracing::Span::current().record("forwarded_for", tracing::field::display(ip));
+                tracing::debug!("client {ip}, as forwarded by {}", peer.ip());
+                Some(SocketAddr::new(ip, 0))
+            }
+            _ => Some(peer),
+        }
+    }
+
     /// Runs the configured authenticator on a request.
     fn authenticate(&self, request: &Request, ctx: &Context) -> Result<(), auth::AuthError> {
         match &ctx.config.auth {
@@ -235,8 +309,9 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
             return Outcome::NotSession;
         }
     };
+    let client = peer.client(&request, ctx);
     // Held until the session ends.
-    let _permit = match ctx.sessions.acquire(peer.ip, token.as_deref()) {
+    let _permit = match ctx.sessions.acquire(client.map(|c| c.ip()), token.as_deref()) {
         Ok(permit) => permit,
         Err(refusal) => {
             tracing::warn!("session refused: {refusal}");
@@ -252,6 +327,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         config.prefer_ipv6,
         ctx.target_tls.as_ref(),
         config.limits.connect_timeout,
+        config.target_proxy.map(|v| proxy_protocol::encode(v, client, peer.addrs.local)).as_deref(),
     ))
     .await
     {

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::config::{Config, Listen, ListenAddr, Route, Target};
-use crate::connection::{self, Context, Outcome};
+use crate::connection::{self, Addrs, Context, Outcome};
 use crate::limit::SessionLimits;
 use crate::target;
 use crate::tls::{self, TlsError, TlsServer};
@@ -141,6 +141,15 @@ impl Server {
             let web = if config.web_auth { " (also for the web server)" } else { "" };
             lines.push(format!("  - Authentication: {}{web}", auth.describe()));
         }
+        if let Some(from) = &config.accept_proxy {
+            lines.push(format!("  - PROXY protocol header required from {from}"));
+        }
+        if !config.trusted_proxies.is_empty() {
+            lines.push(format!("  - X-Forwarded-For and Forwarded believed from {}", config.trusted_proxies));
+        }
+        if let Some(version) = config.target_proxy {
+            lines.push(format!("  - PROXY protocol {version} header sent to targets"));
+        }
         for w in &self.warnings {
             lines.push(format!("  ! {w}"));
         }
@@ -220,7 +229,15 @@ impl Server {
                         }
                     };
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    let span = tracing::info_span!("conn", id, peer = %peer);
+                    // `client` and `forwarded_for`: the real client, when a PROXY protocol header or a
+                    // trusted proxy's X-Forwarded-For names it.
+                    let span = tracing::info_span!(
+                        "conn",
+                        id,
+                        peer = %peer,
+                        client = tracing::field::Empty,
+                        forwarded_for = tracing::field::Empty
+                    );
                     let guard = ActiveGuard::new(active_tx.clone());
                     let (ctx, done) = (ctx.clone(), first_session_done.clone());
                     tracker.spawn(
@@ -229,10 +246,14 @@ impl Server {
                             let outcome = match conn {
                                 Conn::Tcp(stream) => {
                                     target::tune_tcp(&stream);
-                                    let ip = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
-                                    connection::serve(stream, id, ip, ctx).await
+                                    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+                                    let addrs = Addrs {
+                                        peer: stream.peer_addr().ok().map(canonical),
+                                        local: stream.local_addr().ok().map(canonical),
+                                    };
+                                    connection::serve(stream, id, addrs, ctx).await
                                 }
-                                Conn::Unix(stream) => connection::serve(stream, id, None, ctx).await,
+                                Conn::Unix(stream) => connection::serve(stream, id, Addrs::default(), ctx).await,
                             };
                             if outcome == Outcome::Session {
                                 done.notify_one();

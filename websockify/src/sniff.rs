@@ -33,12 +33,22 @@ pub enum SniffError {
 
 /// Reads the first bytes of `io` (within `timeout`) and classifies the connection.
 pub async fn sniff<S: AsyncRead + Unpin>(io: &mut S, timeout: Duration) -> Result<Kind, SniffError> {
-    tokio::time::timeout(timeout, classify(io)).await.map_err(|_| SniffError::Timeout(timeout))?
+    sniff_after(io, BytesMut::new(), timeout).await
 }
 
-async fn classify<S: AsyncRead + Unpin>(io: &mut S) -> Result<Kind, SniffError> {
-    let mut buf = BytesMut::with_capacity(1024);
-    if io.read_buf(&mut buf).await? == 0 {
+/// Like [`sniff`], `buf` holding the connection's first bytes if some were read already
+/// (after a PROXY protocol header).
+pub async fn sniff_after<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: BytesMut,
+    timeout: Duration,
+) -> Result<Kind, SniffError> {
+    tokio::time::timeout(timeout, classify(io, buf)).await.map_err(|_| SniffError::Timeout(timeout))?
+}
+
+async fn classify<S: AsyncRead + Unpin>(io: &mut S, mut buf: BytesMut) -> Result<Kind, SniffError> {
+    buf.reserve(1024);
+    if buf.is_empty() && io.read_buf(&mut buf).await? == 0 {
         return Err(SniffError::Closed);
     }
     if matches!(buf[0], 0x16 | 0x80) {

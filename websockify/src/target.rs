@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use socket2::{SockRef, TcpKeepalive};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
 
@@ -38,18 +39,30 @@ pub enum ConnectError {
     ServerName { host: String },
     #[error("TLS handshake with {host}: {source}")]
     Tls { host: String, source: io::Error },
+    #[error("sending the PROXY protocol header: {0}")]
+    ProxyHeader(io::Error),
 }
 
-/// Connects to `target`, trying each resolved address in turn, then (with `tls`) doing a
-/// verified TLS handshake with the host name as SNI; all within `timeout`.
+/// Connects to `target`, trying each resolved address in turn, then sends `proxy_header`
+/// (a PROXY protocol header, before any TLS, as HAProxy's `send-proxy` does), then (with
+/// `tls`) does a verified TLS handshake with the host name as SNI; all within `timeout`.
 pub async fn connect(
     target: &Target,
     prefer_ipv6: bool,
     tls: Option<&TlsConnector>,
     timeout: Duration,
+    proxy_header: Option<&[u8]>,
 ) -> Result<TargetStream, ConnectError> {
     let connect = async {
-        let stream = connect_inner(target, prefer_ipv6).await?;
+        let mut stream = connect_inner(target, prefer_ipv6).await?;
+        if let Some(header) = proxy_header {
+            let sent = match &mut stream {
+                TargetStream::Tcp(s) => s.write_all(header).await,
+                TargetStream::Unix(s) => s.write_all(header).await,
+                TargetStream::Tls(_) => unreachable!("connect_inner makes plain streams"),
+            };
+            sent.map_err(ConnectError::ProxyHeader)?;
+        }
         match (tls, stream, target) {
             (Some(tls), TargetStream::Tcp(tcp), Target::Tcp { host, .. }) => {
                 let name =
