@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks talk to, idempotently:
 #   - Debian packages (socat, curl, openssl, haproxy), when running as root and they are missing;
-#   - a Python 3 venv in .peers/venv with the reference websockify, numpy, websockets and PyJWT;
+#   - a Python 3 venv in .peers/venv with the reference websockify, numpy, websockets, PyJWT
+#     and prometheus_client (its exposition-format parser reads our /metrics);
 #   - Node's `ws` in tests/node/node_modules (npm ci from the lock file);
 #   - a Python 2.7 venv in .peers/venv2 with Autobahn|Testsuite (wstest);
 #   - Debian's Chromium (/usr/bin/chromium, as root) and playwright-core in
@@ -37,10 +38,10 @@ if want apt; then
 fi
 
 if want py; then
-    if [ ! -x .peers/venv/bin/python ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy, jwt, cryptography' 2>/dev/null; then
+    if [ ! -x .peers/venv/bin/python ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy, jwt, cryptography, prometheus_client' 2>/dev/null; then
         python3 -m venv .peers/venv
         .peers/venv/bin/pip install -q --upgrade pip
-        .peers/venv/bin/pip install -q websockify numpy websockets PyJWT cryptography
+        .peers/venv/bin/pip install -q websockify numpy websockets PyJWT cryptography prometheus_client
     fi
 fi
 

@@ -187,6 +187,20 @@ pub struct Cli {
     #[arg(long, requires = "syslog", help_heading = "Logging")]
     pub legacy_syslog: bool,
 
+    /// Log lines as text, or as one JSON object per line (stderr and --log-file; syslog stays text)
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_parser = ["text", "json"],
+        default_value = "text",
+        help_heading = "Logging"
+    )]
+    pub log_format: String,
+
+    /// Serve Prometheus metrics as GET /metrics on HOST:PORT, apart from the public port
+    #[arg(long, value_name = "ADDR", help_heading = "Logging")]
+    pub metrics_listen: Option<String>,
+
     /// Become a daemon (background process); stdio goes to /dev/null, logs to --log-file/--syslog
     #[arg(short = 'D', long, help_heading = "Process")]
     pub daemon: bool,
@@ -373,6 +387,8 @@ pub struct LogOptions {
     pub syslog: Option<String>,
     /// BSD syslog format instead of RFC 5424.
     pub legacy_syslog: bool,
+    /// `--log-format json`: one JSON object per line (stderr, `--log-file`).
+    pub json: bool,
     /// `-D`: become a daemon before any thread starts.
     pub daemon: bool,
     pub pid_file: Option<PathBuf>,
@@ -757,6 +773,10 @@ impl Cli {
         config.target_tls = self.ssl_target.then(|| TargetTls { cafile: self.target_cafile.clone() });
         config.web = web;
         config.wrap = wrap;
+        config.metrics_listen = match &self.metrics_listen {
+            Some(addr) => Some(ListenAddr::parse(addr).map_err(|e| UsageError(format!("--metrics-listen: {e}")))?),
+            None => None,
+        };
         if self.accept_proxy_protocol {
             config.accept_proxy = Some(match &self.proxy_protocol_from {
                 Some(list) => Networks::parse(list).map_err(|e| UsageError(format!("--proxy-protocol-from: {e}")))?,
@@ -780,6 +800,7 @@ impl Cli {
             log_file: absolute(self.log_file),
             syslog: self.syslog,
             legacy_syslog: self.legacy_syslog,
+            json: self.log_format == "json",
             daemon: self.daemon,
             pid_file: absolute(self.pid_file),
             notices,

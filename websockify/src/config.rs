@@ -53,6 +53,8 @@ pub struct Config {
     pub wrap: Option<WrapConfig>,
     /// Record each session to `<this path>.<connection id>` (`--record`).
     pub record: Option<PathBuf>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address (`--metrics-listen`).
+    pub metrics_listen: Option<ListenAddr>,
     /// Connections from these networks must start with a PROXY protocol header, whose
     /// client address replaces theirs (`--accept-proxy-protocol`, `--proxy-protocol-from`).
     pub accept_proxy: Option<Networks>,
@@ -125,6 +127,7 @@ impl Config {
             web: None,
             wrap: None,
             record: None,
+            metrics_listen: None,
             accept_proxy: None,
             trusted_proxies: Networks::default(),
             target_proxy: None,

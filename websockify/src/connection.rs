@@ -17,6 +17,7 @@ use crate::forwarded;
 use crate::handshake::{self, RequestKind};
 use crate::http::{self, Request, Response};
 use crate::limit::SessionLimits;
+use crate::metrics::{HandshakeFailure, Limit, Lookup, METRICS};
 use crate::proxy_protocol::{self, Header};
 use crate::record::Recorder;
 use crate::relay::{self, End, RelayConfig};
@@ -71,6 +72,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, mut addrs: Addrs,
         Ok(kind) => kind,
         Err(e) => {
             tracing::debug!("dropped: {e}");
+            METRICS.sniff_failed(&e);
             return Outcome::NotSession;
         }
     };
@@ -91,6 +93,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, mut addrs: Addrs,
         Kind::Tls(prefix) => {
             let Some(tls) = &ctx.tls else {
                 tracing::info!("TLS connection refused: no certificate loaded (see --cert)");
+                METRICS.tls_handshake(false);
                 return Outcome::NotSession;
             };
             let io = Rewind::new(prefix.freeze(), client);
@@ -98,13 +101,17 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, mut addrs: Addrs,
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::info!("TLS handshake failed: {e}");
+                    METRICS.tls_handshake(false);
                     return Outcome::NotSession;
                 }
                 Err(_) => {
                     tracing::info!("TLS handshake not complete within {:?}", limits.tls_handshake_timeout);
+                    METRICS.tls_handshake(false);
+                    METRICS.limit_hit(Limit::TlsHandshakeTimeout);
                     return Outcome::NotSession;
                 }
             };
+            METRICS.tls_handshake(true);
             // The verified client certificate's CN, for ClientCertCNAuth.
             let client_cn =
                 stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| auth::common_name(c));
@@ -124,6 +131,7 @@ pub async fn serve<S: Split + 'static>(mut client: S, id: u64, mut addrs: Addrs,
         Kind::Http(buf) => {
             if ctx.config.ssl_only {
                 tracing::info!("plain connection refused: --ssl-only");
+                METRICS.handshake_failed(HandshakeFailure::TlsRequired, Some(403));
                 let _ = Response::error(403, "This server accepts only TLS connections (https://, wss://)")
                     .write_to(&mut client)
                     .await;
@@ -228,6 +236,7 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Co
                 match e.status() {
                     Some(status) => {
                         tracing::info!("bad request: {e}");
+                        METRICS.bad_request(&e);
                         let _ = Response::error(status, capitalise(&e.to_string())).write_to(&mut io).await;
                     }
                     None => tracing::debug!("no request: {e}"),
@@ -285,6 +294,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         };
         if !matches!(tokio::time::timeout(config.limits.head.timeout, read).await, Ok(Ok(()))) {
             tracing::info!("Hixie-76 handshake without its 8-byte key");
+            METRICS.handshake_failed(HandshakeFailure::HixieKey, None);
             return Outcome::NotSession;
         }
     }
@@ -292,6 +302,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         Ok(accepted) => accepted,
         Err(response) => {
             tracing::info!("handshake refused: {} {}", response.status, response.body.trim_end());
+            METRICS.handshake_failed(HandshakeFailure::InvalidUpgrade, Some(response.status));
             let _ = response.write_to(&mut io).await;
             return Outcome::NotSession;
         }
@@ -299,6 +310,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
     let _ = buf.split_to(accepted.consumed);
     if let Err(e) = peer.authenticate(&request, ctx) {
         tracing::info!("authentication failed: {} ({})", e.status, e.log);
+        METRICS.handshake_failed(HandshakeFailure::Auth, Some(e.status));
         let _ = e.response().write_to(&mut io).await;
         return Outcome::NotSession;
     }
@@ -315,6 +327,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         Ok(permit) => permit,
         Err(refusal) => {
             tracing::warn!("session refused: {refusal}");
+            METRICS.session_refused(&refusal);
             let body = if refusal.status() == 503 { "Server full, try again later" } else { "Too many sessions" };
             let _ = Response::error(refusal.status(), body).with_header("Retry-After", "5").write_to(&mut io).await;
             return Outcome::NotSession;
@@ -336,6 +349,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
             // The client gets a WebSocket close with a reason it can show, not an HTTP error
             // a browser would hide from the page.
             tracing::error!("failed to connect to {destination}: {e}");
+            METRICS.target_connect_failures.inc();
             let _ = io.write_all(&accepted.response).await;
             if accepted.framing == handshake::Framing::Rfc6455 {
                 let close =
@@ -355,6 +369,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
     .await
     {
         tracing::info!("client left during the handshake: {e}");
+        METRICS.handshake_failed(HandshakeFailure::ClientGone, None);
         return Outcome::Session;
     }
     let scheme = if secure { "wss" } else { "ws" };
@@ -388,6 +403,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         max_control_rate: config.limits.max_control_rate,
         max_text_hold: config.limits.max_text_hold,
     };
+    let _open = METRICS.session_started();
     let pending = buf.to_vec();
     // Not needed while the session lasts, which may be days.
     drop((buf, request, accepted));
@@ -396,13 +412,20 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         TargetStream::Unix(t) => Box::pin(relay_with(io, pending, t, &relay_config, &ctx.shutdown)).await,
         TargetStream::Tls(t) => Box::pin(relay_with(io, pending, *t, &relay_config, &ctx.shutdown)).await,
     };
+    METRICS.session_ended(&end);
+    // The session's summary (`--log-format json` makes each field a key); the token is
+    // logged as its id, as some plugins' tokens are secrets.
+    let reason = describe(&end);
     tracing::info!(
         to_target = counts.to_target,
         to_client = counts.to_client,
         secs = format_args!("{:.3}", started.elapsed().as_secs_f64()),
         close_code = end.close_code(),
-        "session closed: {}",
-        describe(&end)
+        close_reason = %reason,
+        client = %client.map_or_else(|| "unix".to_owned(), |c| c.to_string()),
+        target = %destination,
+        token_id = token.as_deref().map(token::id).map(tracing::field::display),
+        "session closed: {reason}"
     );
     Outcome::Session
 }
@@ -416,28 +439,35 @@ async fn choose_target(request: &Request, ctx: &Context) -> Result<(Target, Opti
     };
     let Some(token) = token::extract(request, route.source) else {
         tracing::info!("no token in the request ({})", request.target);
+        METRICS.handshake_failed(HandshakeFailure::NoToken, Some(400));
         let place = if route.source.host { "the Host header" } else { "the request (?token=...)" };
         return Err(Response::error(400, format!("Missing token: expected one in {place}")));
     };
     let started = Instant::now();
     let found = route.resolver.lookup(&token).await;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    let ms = took.as_secs_f64() * 1000.0;
     match found {
         Ok(Some(target)) => {
             tracing::info!("token {token:?} -> {target} ({ms:.1} ms)");
+            METRICS.token_lookup(Lookup::Found, took);
             Ok((target, Some(token)))
         }
         Ok(None) => {
             tracing::info!("token {token:?} not found ({ms:.1} ms)");
+            METRICS.token_lookup(Lookup::NotFound, took);
+            METRICS.handshake_failed(HandshakeFailure::Token, Some(404));
             Err(Response::error(404, "Unknown token"))
         }
         Err(e) => {
             tracing::warn!("token {token:?}: {e} ({ms:.1} ms)");
-            let reason = match e.status() {
-                403 => "Token refused",
-                504 => "Token lookup timed out",
-                _ => "Token lookup failed",
+            let (reason, result) = match e.status() {
+                403 => ("Token refused", Lookup::Refused),
+                504 => ("Token lookup timed out", Lookup::Timeout),
+                _ => ("Token lookup failed", Lookup::Error),
             };
+            METRICS.token_lookup(result, took);
+            METRICS.handshake_failed(HandshakeFailure::Token, Some(e.status()));
             Err(Response::error(e.status(), reason))
         }
     }

@@ -77,6 +77,7 @@ pub mod hixie;
 pub mod http;
 pub mod limit;
 pub mod listener;
+pub mod metrics;
 pub mod proxy_protocol;
 pub mod record;
 pub mod relay;

@@ -39,6 +39,8 @@ pub struct Server {
     reload: Arc<Notify>,
     /// Problems found at start that did not stop it (shown with the settings).
     warnings: Vec<String>,
+    /// `--metrics-listen`: where `GET /metrics` is served.
+    metrics: Option<TcpListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +78,12 @@ impl Server {
             None => None,
         };
         let listener = Listener::open(&config.listen, config.prefer_ipv6).await?;
-        Ok(Self { listener, config: Arc::new(config), tls, target_tls, reload: Arc::new(Notify::new()), warnings })
+        let metrics = match &config.metrics_listen {
+            Some(addr) => Some(bind(addr, config.prefer_ipv6).await?),
+            None => None,
+        };
+        let reload = Arc::new(Notify::new());
+        Ok(Self { listener, config: Arc::new(config), tls, target_tls, reload, warnings, metrics })
     }
 
     /// A handle that makes the running server reload what can be reloaded (certificates);
@@ -150,6 +157,9 @@ impl Server {
         if let Some(version) = config.target_proxy {
             lines.push(format!("  - PROXY protocol {version} header sent to targets"));
         }
+        if let Some(addr) = self.metrics_addr() {
+            lines.push(format!("  - Prometheus metrics at http://{addr}/metrics"));
+        }
         for w in &self.warnings {
             lines.push(format!("  ! {w}"));
         }
@@ -162,6 +172,11 @@ impl Server {
             Listener::Tcp(l) => l.local_addr(),
             _ => Err(io::Error::new(io::ErrorKind::Unsupported, "not a TCP listener")),
         }
+    }
+
+    /// The address the metrics endpoint is bound to (`--metrics-listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn config(&self) -> &Config {
@@ -182,6 +197,12 @@ impl Server {
             sessions: SessionLimits::new(config.limits.sessions),
         });
         let sessions_stop = ctx.shutdown.clone();
+        // The metrics endpoint lives as long as this function: the guard stops it on return.
+        let metrics_stop = CancellationToken::new();
+        let _metrics_stop = metrics_stop.clone().drop_guard();
+        if let Some(listener) = self.metrics {
+            tokio::spawn(crate::metrics::serve(listener, metrics_stop));
+        }
         let mut cert_poll = tokio::time::interval(CERT_POLL);
         cert_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let tracker = TaskTracker::new();
@@ -229,6 +250,7 @@ impl Server {
                         }
                     };
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::METRICS.connections_accepted.inc();
                     // `client` and `forwarded_for`: the real client, when a PROXY protocol header or a
                     // trusted proxy's X-Forwarded-For names it.
                     let span = tracing::info_span!(

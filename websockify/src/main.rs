@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use websockify::cli::{self, LogOptions, Parsed};
 use websockify::{Config, Server, wrap};
 
@@ -174,7 +175,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
     }
 }
 
-/// Logs to stderr or `--log-file`, and to `--syslog` as well.
+/// Logs to stderr or `--log-file` (as text, or as JSON lines with `--log-format json`), and
+/// to `--syslog` as well (always text: syslog has its own structure).
 fn init_logging(log: &LogOptions) -> anyhow::Result<Option<LogFile>> {
     use anyhow::Context as _;
     use tracing_subscriber::EnvFilter;
@@ -198,20 +200,28 @@ fn init_logging(log: &LogOptions) -> anyhow::Result<Option<LogFile>> {
             .with_writer(s)
     });
     let registry = tracing_subscriber::registry().with(filter).with(syslog_layer);
-    match &log.log_file {
-        Some(path) => {
-            let file = LogFile::open(path).with_context(|| format!("cannot open log file {}", path.display()))?;
-            registry
-                .with(tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(file.clone()))
-                .init();
-            Ok(Some(file))
-        }
-        None => {
-            let ansi = std::io::stderr().is_terminal();
-            registry
-                .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_target(false).with_writer(std::io::stderr))
-                .init();
-            Ok(None)
-        }
+    let file = match &log.log_file {
+        Some(path) => Some(LogFile::open(path).with_context(|| format!("cannot open log file {}", path.display()))?),
+        None => None,
+    };
+    let writer = match &file {
+        Some(file) => BoxMakeWriter::new(file.clone()),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    if log.json {
+        // One object per line: timestamp, level, the event's fields (message included) at
+        // the top level, and the connection's span (`conn`: id, peer, client) under "span".
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(false)
+            .with_writer(writer);
+        registry.with(layer).init();
+    } else {
+        let ansi = file.is_none() && std::io::stderr().is_terminal();
+        registry.with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_target(false).with_writer(writer)).init();
     }
+    Ok(file)
 }

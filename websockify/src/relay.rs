@@ -361,6 +361,7 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
                 }
                 if *target_ok {
                     self.written.fetch_add(total as u64, Ordering::Relaxed);
+                    crate::metrics::METRICS.bytes_to_target.inc_by(total as u64);
                     if self.config.traffic {
                         eprint!(">");
                     }
@@ -383,6 +384,7 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
             return;
         }
         self.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        crate::metrics::METRICS.bytes_to_target.inc_by(bytes.len() as u64);
         if self.config.traffic {
             eprint!(">");
         }
@@ -684,6 +686,7 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
             self.send(frame).await?;
         }
         self.to_client += n as u64;
+        crate::metrics::METRICS.bytes_to_client.inc_by(n as u64);
         // A full read means the target has more: read bigger next time, and once reads
         // are as big as they get, move bulk traffic without copying where possible.
         if n == buf.len() - MAX_SERVER_HEADER {
@@ -730,6 +733,7 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
         };
         splicer.drain(client, n).await?;
         self.to_client += n as u64;
+        crate::metrics::METRICS.bytes_to_client.inc_by(n as u64);
         if self.config.traffic {
             eprint!("<");
         }

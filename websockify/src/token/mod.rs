@@ -100,6 +100,13 @@ impl fmt::Debug for TokenRoute {
     }
 }
 
+/// A short stable name for a token in logs, where the token itself may be a secret (a
+/// JWT, a bearer key): the first 8 hex digits of its SHA-256.
+pub fn id(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Finds the token in a request: the `Host` header with `--host-token`; otherwise the
 /// `token` query parameter (URL-decoded), then a `token` cookie, then (if enabled) the
 /// last path segment.
