@@ -727,10 +727,10 @@ impl<TR: AsyncRead + AsTcp + Unpin, CW: AsyncWrite + AsTcp + Unpin> Outbound<'_,
     async fn send_spliced(&mut self, n: usize) -> io::Result<()> {
         let mut header = [0u8; MAX_SERVER_HEADER];
         let h = encode_header_before(&mut header, true, OpCode::Binary, n);
-        self.client.write_all(&header[MAX_SERVER_HEADER - h..]).await?;
         let (Some(splicer), Some(client)) = (self.splice.as_ref(), self.client.as_tcp()) else {
             unreachable!("spliced reads happen only with a splicer and a TCP client");
         };
+        splicer.send_header(client, &header[MAX_SERVER_HEADER - h..]).await?;
         splicer.drain(client, n).await?;
         self.to_client += n as u64;
         crate::metrics::METRICS.bytes_to_client.inc_by(n as u64);

@@ -11,6 +11,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 
+use rustix::net::{SendFlags, send};
 use rustix::pipe::{PipeFlags, SpliceFlags, fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -48,6 +49,25 @@ impl Splicer {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Writes a frame header that the next [`drain`](Self::drain) completes, with
+    /// `MSG_MORE`: the kernel holds it to go out with the payload instead of sending a
+    /// segment of its own (on loopback, a wake-up of the client for 10 bytes per chunk).
+    pub async fn send_header(&self, to: &TcpStream, mut header: &[u8]) -> io::Result<()> {
+        while !header.is_empty() {
+            to.writable().await?;
+            let sent = to.try_io(Interest::WRITABLE, || {
+                send(to, header, SendFlags::MORE | SendFlags::DONTWAIT | SendFlags::NOSIGNAL).map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(m) => header = &header[m..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Moves exactly `n` bytes (what the last [`fill`](Self::fill) returned) to `to`.
