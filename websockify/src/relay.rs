@@ -340,34 +340,10 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
         match queued.as_slice() {
             [] => {}
             [one] => self.write(&buf[one.clone()], target_ok).await,
-            many if *target_ok => {
-                let total: usize = many.iter().map(Range::len).sum();
+            many => {
                 let mut slices: Vec<IoSlice> = many.iter().map(|r| IoSlice::new(&buf[r.clone()])).collect();
-                let mut slices = &mut slices[..];
-                while !slices.is_empty() {
-                    match self.target.write_vectored(slices).await {
-                        Ok(0) => {
-                            tracing::debug!("target write failed: wrote zero bytes");
-                            *target_ok = false;
-                            break;
-                        }
-                        Ok(n) => IoSlice::advance_slices(&mut slices, n),
-                        Err(e) => {
-                            tracing::debug!("target write failed: {e}");
-                            *target_ok = false;
-                            break;
-                        }
-                    }
-                }
-                if *target_ok {
-                    self.written.fetch_add(total as u64, Ordering::Relaxed);
-                    crate::metrics::METRICS.bytes_to_target.inc_by(total as u64);
-                    if self.config.traffic {
-                        eprint!(">");
-                    }
-                }
+                self.write_slices(&mut slices, target_ok).await;
             }
-            _ => {}
         }
         queued.clear();
     }
@@ -375,16 +351,39 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
     /// Writes to the target; after the first failure, drops data silently (the outbound
     /// loop sees the target's end and closes the session).
     async fn write(&mut self, bytes: &[u8], target_ok: &mut bool) {
-        if bytes.is_empty() || !*target_ok {
+        self.write_slices(&mut [IoSlice::new(bytes)], target_ok).await;
+    }
+
+    async fn write_slices(&mut self, mut slices: &mut [IoSlice<'_>], target_ok: &mut bool) {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        if total == 0 || !*target_ok {
             return;
         }
-        if let Err(e) = self.target.write_all(bytes).await {
-            tracing::debug!("target write failed: {e}");
-            *target_ok = false;
-            return;
+        while !slices.is_empty() {
+            let written = tokio::select! {
+                // The usual case, a write that completes at once, never polls the watcher.
+                biased;
+                r = self.target.write_vectored(slices) => r,
+                () = stalled_after_client_left(&self.reader, self.config.close_timeout) => {
+                    Err(io::Error::other("the client left while the target was not reading"))
+                }
+            };
+            match written {
+                Ok(0) => {
+                    tracing::debug!("target write failed: wrote zero bytes");
+                    *target_ok = false;
+                    return;
+                }
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) => {
+                    tracing::debug!("target write failed: {e}");
+                    *target_ok = false;
+                    return;
+                }
+            }
         }
-        self.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        crate::metrics::METRICS.bytes_to_target.inc_by(bytes.len() as u64);
+        self.written.fetch_add(total as u64, Ordering::Relaxed);
+        crate::metrics::METRICS.bytes_to_target.inc_by(total as u64);
         if self.config.traffic {
             eprint!(">");
         }
@@ -405,6 +404,26 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
             }
         }
     }
+}
+
+/// Completes once the client has closed or reset its connection and then `grace` has
+/// passed, for a write to the target that makes no progress meanwhile: a target that
+/// reads nothing must not keep a session whose client is gone (its data would never be
+/// delivered anyway). Never completes for clients that are not plain TCP.
+async fn stalled_after_client_left<CR: AsTcp>(reader: &CR, grace: Duration) {
+    let Some(tcp) = reader.as_tcp() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match tcp.ready(tokio::io::Interest::READABLE).await {
+            Ok(ready) if ready.is_read_closed() || ready.is_error() => break,
+            Err(_) => break,
+            // Data the inbound loop will read once this write is done: look again later
+            // (readiness stays set until that read, so waiting on it again would spin).
+            Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    tokio::time::sleep(grace).await;
 }
 
 /// Queues client payload `range` of `buf` for the target (see [`DIRECT_WRITE`]). Ranges
