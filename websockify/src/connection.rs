@@ -233,6 +233,11 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Co
         let request = match http::read_head(&mut io, &mut buf, limits).await {
             Ok(request) => request,
             Err(e) => {
+                // Name the configured deadline, not what was left of it for this head.
+                let e = match e {
+                    http::HeadError::Timeout(_) => http::HeadError::Timeout(config.limits.head.timeout),
+                    e => e,
+                };
                 match e.status() {
                     Some(status) => {
                         tracing::info!("bad request: {e}");
