@@ -35,9 +35,14 @@ use crate::ws::{
     encode_header_before,
 };
 
-/// Read buffers start this small (an idle session costs little) and double, up to
-/// [`MAX_BUF`], whenever a read fills them.
+/// Read buffers start this small (an idle session holds none at all) and double, up to
+/// [`MAX_CLIENT_READ`] or [`MAX_BUF`], whenever a read fills them.
 const MIN_BUF: usize = 8 * 1024;
+/// Client reads: pushing 64 KiB frames, 1 MiB reads took push from 1,256-1,650 MB/s to
+/// 2,064-2,163 MB/s against 256 KiB ones (socat: 1,429-1,989), fewer syscalls per byte.
+const MAX_CLIENT_READ: usize = 1024 * 1024;
+/// Target reads: at this size bulk traffic moves to the splice path instead (1 MiB here
+/// made pull slower: 1,333-1,636 against 1,486-1,903 MB/s).
 const MAX_BUF: usize = 256 * 1024;
 /// Client payload goes to the target in one vectored write per read: chunks at least this
 /// big are a slice of their own, where they lie; smaller ones are moved onto the end of
@@ -315,7 +320,7 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
                 }
             }
             if buf.capacity() - buf.len() < MIN_BUF / 2 {
-                let want = (buf.capacity() * 2).clamp(size, MAX_BUF).max(buf.len() + MIN_BUF);
+                let want = (buf.capacity() * 2).clamp(size, MAX_CLIENT_READ).max(buf.len() + MIN_BUF);
                 buf.reserve_exact(want - buf.len());
             }
             match self.reader.read_buf(&mut buf).await {
@@ -330,8 +335,8 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
                         eprint!("}}");
                     }
                     // A full buffer means the client has more: read bigger next time.
-                    if buf.len() == buf.capacity() && buf.capacity() < MAX_BUF {
-                        size = (buf.capacity() * 2).min(MAX_BUF);
+                    if buf.len() == buf.capacity() && buf.capacity() < MAX_CLIENT_READ {
+                        size = (buf.capacity() * 2).min(MAX_CLIENT_READ);
                         buf.reserve_exact(size - buf.len());
                     }
                 }
