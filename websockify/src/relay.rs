@@ -148,7 +148,7 @@ where
 {
     let (ctrl_tx, ctrl_rx) = mpsc::channel(4);
     let to_target = AtomicU64::new(0);
-    let activity = Activity::new();
+    let activity = Activity::new(config.idle_timeout.is_some());
     let inbound =
         Inbound { reader: client_r, target: target_w, ctrl: ctrl_tx, config, written: &to_target, activity: &activity };
     let outbound = Outbound {
@@ -163,8 +163,9 @@ where
         splice: None,
     };
     // The outbound loop decides the end. The inbound loop then either has finished or is
-    // lingering for a bounded time after the close handshake; it is cut short only when the
-    // session ended without one (it may be stuck writing to a target that reads nothing).
+    // lingering for a bounded time after a protocol error; it is cut short only when the
+    // session ended without a close handshake (it may be stuck writing to a target that
+    // reads nothing).
     let done = CancellationToken::new();
     let ((), (end, to_client)) = tokio::join!(
         async {
@@ -295,9 +296,10 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
             match step {
                 Step::Read => {}
                 Step::Close(code, reason) => {
+                    // The client's close frame is its last word (RFC 6455 §5.5.1): nothing
+                    // is left to drain, and the server closes first (§7.1.1).
                     let _ = self.target.shutdown().await;
                     let _ = self.ctrl.send(Ctrl::Close(code, reason)).await;
-                    self.linger().await;
                     return;
                 }
                 Step::Fail(code, reason) => {
@@ -403,9 +405,9 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
         }
     }
 
-    /// After our last word to the client, keep reading (and dropping) what it still sends
-    /// until it closes, so that closing our socket does not reset the connection and
-    /// destroy the close frame in flight. Bounded by the session's end.
+    /// After our close frame for a protocol error, keep reading (and dropping) what the
+    /// client still sends until it closes, so that closing our socket does not reset the
+    /// connection and destroy the close frame in flight. At most the close timeout (5 s).
     async fn linger(&mut self) {
         // On the heap: a buffer here would be part of every session's state, idle or not.
         let mut sink = vec![0u8; 4096];
@@ -455,18 +457,22 @@ fn queue(buf: &mut [u8], queued: &mut Vec<Range<usize>>, range: Range<usize>) {
 
 /// When data last moved in either direction (`--session-idle-timeout`).
 struct Activity {
+    /// Off without `--session-idle-timeout`: then nothing reads the clock per read.
+    enabled: bool,
     start: Instant,
     /// Milliseconds from `start` to the last data.
     last_ms: AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self { start: Instant::now(), last_ms: AtomicU64::new(0) }
+    fn new(enabled: bool) -> Self {
+        Self { enabled, start: Instant::now(), last_ms: AtomicU64::new(0) }
     }
 
     fn touch(&self) {
-        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if self.enabled {
+            self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
     }
 
     fn last(&self) -> Instant {

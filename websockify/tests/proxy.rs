@@ -183,7 +183,7 @@ async fn target_unreachable_is_1011() {
     let (mut ws, _) = connect(&proxy.url(), None).await.unwrap();
     let (_, close) = read_to_close(&mut ws).await;
     assert_eq!(close_of(&close), (1011, "Failed to connect to downstream server".into()));
-    assert!(proxy.log().contains("failed to connect"), "{}", proxy.log());
+    proxy.wait_log("failed to connect", std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]

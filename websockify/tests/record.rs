@@ -55,7 +55,7 @@ async fn recordings_load_like_novnc_and_match_the_bytes() {
     assert_eq!(second["encoding"], "base64");
     assert_eq!(second["fromClient"]["sha256"], b64["sha256_sent"], "{second}");
     assert_eq!(second["toClient"]["sha256"], b64["sha256_received"], "{second}");
-    assert!(proxy.log().contains("Recording to"), "{}", proxy.log());
+    proxy.wait_log("Recording to", std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]

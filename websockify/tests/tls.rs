@@ -110,7 +110,7 @@ async fn wss_with_python_node_and_rustls() {
     .await
     .unwrap();
     assert_eq!(plain["match"], true, "{plain}");
-    assert!(proxy.log().contains("over wss://"), "{}", proxy.log());
+    proxy.wait_log("over wss://", std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -367,7 +367,7 @@ async fn ssl_target_verified_with_sni() {
     let url = untrusted.url();
     let out = tokio::task::spawn_blocking(move || peer("python", &url, "read-until-close", &[])).await.unwrap();
     assert_eq!(out["close_code"], 1011, "{out}");
-    assert!(untrusted.log().contains("TLS handshake with localhost"), "{}", untrusted.log());
+    untrusted.wait_log("TLS handshake with localhost", std::time::Duration::from_secs(5));
     let _ = socat.kill();
     let _ = socat.wait();
 }
@@ -430,5 +430,6 @@ async fn key_formats_and_openssl_s_client() {
         let text = String::from_utf8_lossy(&result.stdout);
         assert!(text.starts_with("HTTP/1.1 405"), "{ca}: {text} {}", String::from_utf8_lossy(&result.stderr));
     }
-    assert!(proxies[3].log().contains("SSL/TLS support"), "self.pem picked up by default: {}", proxies[3].log());
+    // self.pem picked up by default.
+    proxies[3].wait_log("SSL/TLS support", std::time::Duration::from_secs(5));
 }

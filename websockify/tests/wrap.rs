@@ -351,7 +351,7 @@ async fn a_program_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
     assert_eq!(w.terminate(Duration::from_secs(20)), 0);
     let took = asked.elapsed();
     assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(10), "{took:?}");
-    assert!(w.proxy.log().contains("sending SIGKILL"), "{}", w.proxy.log());
+    w.proxy.wait_log("sending SIGKILL", Duration::from_secs(5));
     w.assert_program_gone();
 }
 
@@ -366,7 +366,7 @@ async fn environment_of_the_program() {
     w.proxy.wait_log("sh: env: ", Duration::from_secs(10));
     let want =
         format!("sh: env: {}:libc.so.6 {} {}", rebind().canonicalize().unwrap().display(), w.port, w.moved_port());
-    assert!(w.proxy.log().contains(&want), "want {want:?} in:\n{}", w.proxy.log());
+    w.proxy.wait_log(&want, Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
