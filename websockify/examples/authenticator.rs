@@ -28,12 +28,17 @@ impl Authenticator for LoggedIn {
             .flat_map(|cookies| cookies.split(';'))
             .filter_map(|cookie| cookie.trim().split_once('='))
             .find_map(|(name, value)| (name == "session").then_some(value));
-        match session {
+        let refusal = match session {
+            Some(id) if self.sessions.contains(id) => return Ok(()),
             // The status and body go to the client; the last field only to the log.
-            None => Err(AuthError::new(401, "Log in first", "no session cookie")),
-            Some(id) if self.sessions.contains(id) => Ok(()),
-            Some(_) => Err(AuthError::new(403, "Session expired", "unknown session cookie")),
-        }
+            None => AuthError::new(401, "Log in first", "no session cookie"),
+            Some(_) => AuthError::new(403, "Session expired", "unknown session cookie"),
+        };
+        // The client's address (after a PROXY header or a trusted X-Forwarded-For), for
+        // the host program's own records.
+        let client = req.client.map_or("a UNIX socket client".to_owned(), |a| a.ip().to_string());
+        println!("refused {client}: {}", refusal.log);
+        Err(refusal)
     }
 
     fn describe(&self) -> String {

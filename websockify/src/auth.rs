@@ -14,6 +14,10 @@ pub struct AuthRequest<'a> {
     pub request: &'a Request,
     /// The subject CN of the client certificate, when TLS verified one.
     pub client_cn: Option<&'a str>,
+    /// The client's address: the connection's, or the one a PROXY protocol header or a
+    /// trusted `X-Forwarded-For`/`Forwarded` header gives (port 0 from those headers).
+    /// `None` on a UNIX socket listener.
+    pub client: Option<std::net::SocketAddr>,
 }
 
 /// Decides whether a request may go on. Implement it to plug your own check into an
@@ -167,7 +171,7 @@ mod tests {
 
     fn check(a: &dyn Authenticator, headers: &str, cn: Option<&str>) -> Result<(), u16> {
         let r = req(headers);
-        a.authenticate(&AuthRequest { request: &r, client_cn: cn }).map_err(|e| e.status)
+        a.authenticate(&AuthRequest { request: &r, client_cn: cn, client: None }).map_err(|e| e.status)
     }
 
     #[test]
@@ -189,7 +193,7 @@ mod tests {
         assert_eq!(check(&*a, "Authorization: Bearer xyz\r\n", None), Err(403));
         assert_eq!(check(&*a, "Authorization: Basic !!!\r\n", None), Err(403));
         assert_eq!(check(&*a, &format!("Authorization: Basic {}\r\n", b64("nocolon")), None), Err(403));
-        let e = a.authenticate(&AuthRequest { request: &req(""), client_cn: None }).unwrap_err();
+        let e = a.authenticate(&AuthRequest { request: &req(""), client_cn: None, client: None }).unwrap_err();
         assert_eq!(e.headers, vec![("WWW-Authenticate", "Basic realm=\"Websockify\"".to_owned())]);
         assert!(plugin("BasicHTTPAuth", Some("nocolon")).is_err());
         assert!(plugin("BasicHTTPAuth", None).is_err());

@@ -213,7 +213,11 @@ impl Peer {
     /// Runs the configured authenticator on a request.
     fn authenticate(&self, request: &Request, ctx: &Context) -> Result<(), auth::AuthError> {
         match &ctx.config.auth {
-            Some(a) => a.authenticate(&auth::AuthRequest { request, client_cn: self.client_cn.as_deref() }),
+            Some(a) => a.authenticate(&auth::AuthRequest {
+                request,
+                client_cn: self.client_cn.as_deref(),
+                client: self.client(request, ctx),
+            }),
             None => Ok(()),
         }
     }
@@ -249,12 +253,13 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Co
                 return Outcome::NotSession;
             }
         };
-        tracing::debug!(method = %request.method, path = %request.target, "request");
+        let shown = shown_target(&request, config);
+        tracing::debug!(method = %request.method, path = %shown, "request");
         if handshake::classify(&request) == RequestKind::WebSocket {
             return websocket(io, request, buf, &peer, ctx).await;
         }
         let Some(web) = &config.web else {
-            tracing::info!("{} {}: 405, plain HTTP is not served (no --web)", request.method, request.target);
+            tracing::info!("{} {shown}: 405, plain HTTP is not served (no --web)", request.method);
             let response =
                 Response::error(405, "Method Not Allowed: this is a WebSocket proxy; it serves no plain HTTP")
                     .with_header("Allow", "GET (WebSocket upgrade)");
@@ -264,18 +269,18 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Co
         if config.web_auth
             && let Err(e) = peer.authenticate(&request, ctx)
         {
-            tracing::info!("{} {}: {} ({})", request.method, request.target, e.status, e.log);
+            tracing::info!("{} {shown}: {} ({})", request.method, e.status, e.log);
             let _ = e.response().write_to(&mut io).await;
             return Outcome::NotSession;
         }
         match Box::pin(web::serve(&mut io, &request, web)).await {
-            Ok(true) => tracing::debug!("{} {} served", request.method, request.target),
+            Ok(true) => tracing::debug!("{} {shown} served", request.method),
             Ok(false) => {
                 let _ = io.shutdown().await;
                 return Outcome::NotSession;
             }
             Err(e) => {
-                tracing::debug!("{} {}: {e}", request.method, request.target);
+                tracing::debug!("{} {shown}: {e}", request.method);
                 return Outcome::NotSession;
             }
         }
@@ -383,7 +388,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         "{}{draft} WebSocket session over {scheme}:// to {} ({})",
         accepted.encoding.name(),
         destination,
-        request.target
+        shown_target(&request, config)
     );
 
     let record = match &config.record {
@@ -443,7 +448,7 @@ async fn choose_target(request: &Request, ctx: &Context) -> Result<(Target, Opti
         Route::Token(route) => route,
     };
     let Some(token) = token::extract(request, route.source) else {
-        tracing::info!("no token in the request ({})", request.target);
+        tracing::info!("no token in the request ({})", shown_target(request, &ctx.config));
         METRICS.handshake_failed(HandshakeFailure::NoToken, Some(400));
         let place = if route.source.host { "the Host header" } else { "the request (?token=...)" };
         return Err(Response::error(400, format!("Missing token: expected one in {place}")));
@@ -454,18 +459,18 @@ async fn choose_target(request: &Request, ctx: &Context) -> Result<(Target, Opti
     let ms = took.as_secs_f64() * 1000.0;
     match found {
         Ok(Some(target)) => {
-            tracing::info!("token {token:?} -> {target} ({ms:.1} ms)");
+            tracing::info!("token [{}] -> {target} ({ms:.1} ms)", token::id(&token));
             METRICS.token_lookup(Lookup::Found, took);
             Ok((target, Some(token)))
         }
         Ok(None) => {
-            tracing::info!("token {token:?} not found ({ms:.1} ms)");
+            tracing::info!("token [{}] not found ({ms:.1} ms)", token::id(&token));
             METRICS.token_lookup(Lookup::NotFound, took);
             METRICS.handshake_failed(HandshakeFailure::Token, Some(404));
             Err(Response::error(404, "Unknown token"))
         }
         Err(e) => {
-            tracing::warn!("token {token:?}: {e} ({ms:.1} ms)");
+            tracing::warn!("token [{}]: {e} ({ms:.1} ms)", token::id(&token));
             let (reason, result) = match e.status() {
                 403 => ("Token refused", Lookup::Refused),
                 504 => ("Token lookup timed out", Lookup::Timeout),
@@ -510,4 +515,13 @@ fn ack(acknowledged: bool) -> &'static str {
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// The request target for logs: tokens in it replaced by their ids ([`token::redact`]).
+fn shown_target(request: &Request, config: &Config) -> String {
+    let source = match &config.route {
+        Route::Token(route) => route.source,
+        Route::Fixed(_) => token::TokenSource::default(),
+    };
+    token::redact(&request.target, source)
 }

@@ -145,7 +145,9 @@ pub async fn serve<W: AsyncWrite + Unpin>(io: &mut W, request: &Request, web: &W
     }
     let reply = match resolve(&web.root, &request.target) {
         Resolved::Error(status, text) => {
-            tracing::info!("{} {}: {status} {text}", request.method, request.target);
+            // A page may carry a token for the console it opens: logged by its id.
+            let shown = crate::token::redact(&request.target, Default::default());
+            tracing::info!("{} {shown}: {status} {text}", request.method);
             Reply::error(status, text)
         }
         Resolved::Redirect(location) => Reply::error(301, "Moved Permanently").header("Location", location),

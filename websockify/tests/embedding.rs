@@ -155,8 +155,11 @@ async fn authenticator_lets_only_known_sessions_through() {
     ws.close(None).await.unwrap();
     while ws.next().await.is_some() {}
     ex.interrupt();
-    let (status, _) = tokio::task::spawn_blocking(move || ex.wait(Duration::from_secs(10))).await.unwrap();
+    let (status, out) = tokio::task::spawn_blocking(move || ex.wait(Duration::from_secs(10))).await.unwrap();
     assert!(status.success(), "{status}");
+    // The authenticator saw each refused client's address.
+    assert!(out.contains("refused 127.0.0.1: no session cookie"), "{out}");
+    assert!(out.contains("refused 127.0.0.1: unknown session cookie"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,7 +80,10 @@ async fn token_file_lookup_edits_and_refusals() {
     std::fs::write(&file, format!("vm1: 127.0.0.1:{}\nvm3: 127.0.0.1:{}\n", a.port(), b.port())).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     works(&format!("{base}?token=vm3"), &[]).await;
-    assert!(proxy.log().contains("token \"nope\" not found"), "{}", proxy.log());
+    // Named by its id (the first 8 hex digits of its SHA-256), in the lookup line and in
+    // the request line that failed.
+    proxy.wait_log(&format!("token [{}] not found", &sha256_hex(b"nope")[..8]), std::time::Duration::from_secs(5));
+    assert!(!proxy.log().contains("nope"), "{}", proxy.log());
     // The legacy spelling.
     let legacy = Proxy::start(&["--target-config", file.to_str().unwrap(), "127.0.0.1:0"]);
     works(&format!("ws://127.0.0.1:{}/?token=vm3", legacy.addr.port()), &[]).await;
@@ -389,7 +392,7 @@ async fn session_caps_reached_and_released() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     echo(&mut again.expect("the place is released"), b"again").await;
-    assert!(proxy.log().contains("session refused: server full"), "{}", proxy.log());
+    proxy.wait_log("session refused: server full", std::time::Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,6 +107,39 @@ pub fn id(token: &str) -> String {
     sha2::Sha256::digest(token.as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The request target as logs show it: the value of each `token` query parameter, and
+/// with path tokens the last path segment, replaced by `[id]` (see [`id`]), so a log
+/// line can be matched to a token without holding it.
+pub fn redact(target: &str, source: TokenSource) -> String {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut out = String::with_capacity(target.len());
+    match path.rsplit_once('/') {
+        Some((dir, last)) if source.path && !last.is_empty() && last != "websockify" => {
+            let token = decode(last);
+            out.push_str(&format!("{dir}/[{}]", id(token.trim_end_matches(['\n', '\r']))));
+        }
+        _ => out.push_str(path),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((k, v)) if decode(k) == "token" => {
+                    out.push_str(&format!("{k}=[{}]", id(decode(v).trim_end_matches(['\n', '\r']))));
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    out
+}
+
 /// Finds the token in a request: the `Host` header with `--host-token`; otherwise the
 /// `token` query parameter (URL-decoded), then a `token` cookie, then (if enabled) the
 /// last path segment.
@@ -220,6 +253,20 @@ mod tests {
         );
         assert_eq!(extract(&req("/", "Host: [::1]:6080\r\n"), host).as_deref(), Some("::1"));
         assert_eq!(extract(&req("/", "Host: vm2\r\n"), host).as_deref(), Some("vm2"));
+    }
+
+    #[test]
+    fn logs_show_token_ids_not_tokens() {
+        let none = TokenSource::default();
+        let abc = id("abc");
+        assert_eq!(redact("/websockify?token=abc", none), format!("/websockify?token=[{abc}]"));
+        assert_eq!(redact("/?a=1&token=abc%0A&b=2", none), format!("/?a=1&token=[{abc}]&b=2"));
+        assert_eq!(redact("/?to%6Ben=abc", none), format!("/?to%6Ben=[{abc}]"));
+        assert_eq!(redact("/websockify/abc", none), "/websockify/abc", "path only when enabled");
+        let path = TokenSource { path: true, ..none };
+        assert_eq!(redact("/websockify/abc?x=1", path), format!("/websockify/[{abc}]?x=1"));
+        assert_eq!(redact("/websockify", path), "/websockify");
+        assert_eq!(redact("/plain/page.html", none), "/plain/page.html");
     }
 
     #[test]
