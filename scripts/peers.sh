@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks talk to, idempotently:
 #   - Debian packages (socat, curl, openssl, haproxy), when running as root and they are missing;
-#   - a Python 3 venv in .peers/venv with the reference websockify, numpy, websockets, PyJWT
+#   - a Python 3 venv in .peers/venv with the reference websockify, numpy, websockets, PyJWT, jwcrypto
 #     and prometheus_client (its exposition-format parser reads our /metrics);
 #   - Node's `ws` in tests/node/node_modules (npm ci from the lock file);
 #   - a Python 2.7 venv in .peers/venv2 with Autobahn|Testsuite (wstest);
@@ -38,10 +38,10 @@ if want apt; then
 fi
 
 if want py; then
-    if [ ! -x .peers/venv/bin/python ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy, jwt, cryptography, prometheus_client' 2>/dev/null; then
+    if [ ! -x .peers/venv/bin/python ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy, jwt, jwcrypto, cryptography, prometheus_client' 2>/dev/null; then
         python3 -m venv .peers/venv
         .peers/venv/bin/pip install -q --upgrade pip
-        .peers/venv/bin/pip install -q websockify numpy websockets PyJWT cryptography prometheus_client
+        .peers/venv/bin/pip install -q websockify numpy websockets PyJWT jwcrypto cryptography prometheus_client
     fi
 fi
 

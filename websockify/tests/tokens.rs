@@ -331,6 +331,80 @@ async fn jwt_tokens_from_pyjwt() {
     }
 }
 
+fn jwe(
+    alg: &str,
+    enc: &str,
+    key: &std::path::Path,
+    claims: &serde_json::Value,
+    sign_key: Option<&std::path::Path>,
+) -> String {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/peers/jwe_tool.py"))
+        .args([alg, enc, key.to_str().unwrap(), &claims.to_string()])
+        .args(sign_key.map(|k| k.to_str().unwrap()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Encrypted JWTs made by jwcrypto (the library upstream uses), decrypted with the key
+/// file (an RSA private key or a secret), their signed JWT inside checked with it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwe_tokens_from_jwcrypto() {
+    let dir = TempDir::new("jwe");
+    let target = echo_target("127.0.0.1:0").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({"host": "127.0.0.1", "port": target.port()});
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &dir.str("rsa.key")]);
+    openssl(&["pkey", "-in", &dir.str("rsa.key"), "-pubout", "-out", &dir.str("rsa.pub")]);
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &dir.str("other.key")]);
+    // A secret as upstream reads it: base64url text, here of 32 bytes (the inner HS256
+    // signature needs at least that much in jwcrypto, so the smaller key wraps cannot be
+    // made with it).
+    std::fs::write(dir.path("secret32"), "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYnk").unwrap();
+    let start =
+        |key: &str| Proxy::start(&["--token-plugin", "JWTTokenApi", "--token-source", &dir.str(key), "127.0.0.1:0"]);
+    let base = |proxy: &Proxy| format!("ws://127.0.0.1:{}/websockify?token=", proxy.addr.port());
+
+    let rsa = start("rsa.key");
+    let url = base(&rsa);
+    // Upstream's own test case first.
+    for (alg, enc) in [("RSA-OAEP", "A256CBC-HS512"), ("RSA-OAEP-256", "A128GCM"), ("RSA-OAEP", "A192CBC-HS384")] {
+        works(&format!("{url}{}", jwe(alg, enc, &dir.path("rsa.key"), &claims, None)), &[]).await;
+    }
+    let mut expired = claims.clone();
+    expired["exp"] = (now - 60).into();
+    let token = jwe("RSA-OAEP", "A256GCM", &dir.path("rsa.key"), &expired, None);
+    assert_eq!(refused(&format!("{url}{token}"), &[]).await, (403, "Token refused\n".into()), "expired inside");
+    // Signed inside by another key; encrypted to another key; RSA1_5; a changed tag.
+    let token = jwe("RSA-OAEP", "A256GCM", &dir.path("rsa.key"), &claims, Some(&dir.path("other.key")));
+    assert_eq!(refused(&format!("{url}{token}"), &[]).await.0, 403, "signed by another key");
+    let token = jwe("RSA-OAEP", "A256GCM", &dir.path("other.key"), &claims, Some(&dir.path("rsa.key")));
+    assert_eq!(refused(&format!("{url}{token}"), &[]).await.0, 403, "encrypted to another key");
+    rsa.wait_log("JWE content key could not be decrypted with this key", Duration::from_secs(5));
+    let token = jwe("RSA1_5", "A128GCM", &dir.path("rsa.key"), &claims, None);
+    assert_eq!(refused(&format!("{url}{token}"), &[]).await.0, 403, "RSA1_5");
+    rsa.wait_log("JWE alg RSA1_5 is refused", Duration::from_secs(5));
+    let token = jwe("RSA-OAEP", "A256CBC-HS512", &dir.path("rsa.key"), &claims, None);
+    let tampered = format!("{}{}", &token[..token.len() - 2], if token.ends_with("AA") { "BA" } else { "AA" });
+    assert_eq!(refused(&format!("{url}{tampered}"), &[]).await.0, 403, "changed tag");
+    rsa.wait_log("JWE authentication tag does not match", Duration::from_secs(5));
+
+    // A public key can verify but not decrypt.
+    let public = start("rsa.pub");
+    let token = jwe("RSA-OAEP", "A256GCM", &dir.path("rsa.key"), &claims, None);
+    assert_eq!(refused(&format!("{}{token}", base(&public)), &[]).await.0, 403);
+    public.wait_log("an encrypted JWT needs a private RSA key or a secret", Duration::from_secs(5));
+
+    let secret = start("secret32");
+    let url = base(&secret);
+    for (alg, enc) in [("dir", "A256GCM"), ("dir", "A128CBC-HS256"), ("A256KW", "A256CBC-HS512"), ("A256KW", "A128GCM")]
+    {
+        works(&format!("{url}{}", jwe(alg, enc, &dir.path("secret32"), &claims, None)), &[]).await;
+    }
+}
+
 /// Opens a session from a chosen loopback source address.
 async fn open_from(src: &str, url: &str) -> Result<Ws, (u16, String)> {
     let dst: std::net::SocketAddr = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();

@@ -5,8 +5,9 @@
 //! way upstream reads it: the file's text is a JWK `k` value, i.e. base64url of the secret.
 //! The key decides the algorithms accepted, so `alg: none` and algorithm confusion (an RSA
 //! public key used as an HMAC secret) are refused. `nbf` and `exp` are enforced when
-//! present. Encrypted tokens (JWE), which upstream also takes, are not supported: no
-//! well-kept Rust JWE crate fits here; such a token is refused with a clear log line.
+//! present. Encrypted tokens (JWE) are taken as upstream takes them: decrypted with the
+//! same key file (an RSA private key or the secret), their plaintext is a signed JWT
+//! checked as above (see `jwe.rs` for the algorithms).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use arc_swap::ArcSwap;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+use super::jwe::{self, DecryptKey};
 use super::{BoxFuture, TokenError, TokenResolver};
 use crate::config::Target;
 
@@ -27,6 +29,8 @@ struct Key {
     decoding: DecodingKey,
     algorithms: Vec<Algorithm>,
     kind: &'static str,
+    /// For JWE: an RSA private key or the secret (none for public keys and EC keys).
+    decrypt: Option<DecryptKey>,
 }
 
 impl JwtTokenApi {
@@ -53,6 +57,7 @@ fn load_key(path: &PathBuf) -> Result<Key, TokenError> {
             decoding: DecodingKey::from_secret(&secret),
             algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
             kind: "HMAC secret",
+            decrypt: Some(DecryptKey::Secret(secret)),
         });
     }
     let rsa_algs = vec![
@@ -65,15 +70,15 @@ fn load_key(path: &PathBuf) -> Result<Key, TokenError> {
     ];
     if let Ok(decoding) = DecodingKey::from_rsa_pem(&bytes) {
         if !text.contains("PRIVATE KEY") {
-            return Ok(Key { decoding, algorithms: rsa_algs, kind: "RSA public key" });
+            return Ok(Key { decoding, algorithms: rsa_algs, kind: "RSA public key", decrypt: None });
         }
     }
     if let Ok(decoding) = DecodingKey::from_ec_pem(&bytes) {
         let alg = if p384::PublicKey::from_public_key_pem(&text).is_ok() { Algorithm::ES384 } else { Algorithm::ES256 };
-        return Ok(Key { decoding, algorithms: vec![alg], kind: "EC public key" });
+        return Ok(Key { decoding, algorithms: vec![alg], kind: "EC public key", decrypt: None });
     }
     if let Ok(decoding) = DecodingKey::from_ed_pem(&bytes) {
-        return Ok(Key { decoding, algorithms: vec![Algorithm::EdDSA], kind: "Ed25519 public key" });
+        return Ok(Key { decoding, algorithms: vec![Algorithm::EdDSA], kind: "Ed25519 public key", decrypt: None });
     }
     public_from_private(&text, rsa_algs)
         .ok_or_else(|| bad("unsupported PEM key (RSA, EC P-256/P-384 or Ed25519 expected)"))
@@ -91,6 +96,7 @@ fn public_from_private(pem: &str, rsa_algs: Vec<Algorithm>) -> Option<Key> {
             decoding: DecodingKey::from_rsa_der(der.as_bytes()),
             algorithms: rsa_algs,
             kind: "RSA private key",
+            decrypt: Some(DecryptKey::Rsa(Box::new(private))),
         });
     }
     let p256 = p256::SecretKey::from_sec1_pem(pem).or_else(|_| p256::SecretKey::from_pkcs8_pem(pem));
@@ -100,6 +106,7 @@ fn public_from_private(pem: &str, rsa_algs: Vec<Algorithm>) -> Option<Key> {
             decoding: DecodingKey::from_ec_der(&point),
             algorithms: vec![Algorithm::ES256],
             kind: "EC P-256 private key",
+            decrypt: None,
         });
     }
     let p384 = p384::SecretKey::from_sec1_pem(pem).or_else(|_| p384::SecretKey::from_pkcs8_pem(pem));
@@ -109,6 +116,7 @@ fn public_from_private(pem: &str, rsa_algs: Vec<Algorithm>) -> Option<Key> {
             decoding: DecodingKey::from_ec_der(&point),
             algorithms: vec![Algorithm::ES384],
             kind: "EC P-384 private key",
+            decrypt: None,
         });
     }
     if let Ok(signing) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
@@ -117,6 +125,7 @@ fn public_from_private(pem: &str, rsa_algs: Vec<Algorithm>) -> Option<Key> {
             decoding: DecodingKey::from_ed_der(&public),
             algorithms: vec![Algorithm::EdDSA],
             kind: "Ed25519 private key",
+            decrypt: None,
         });
     }
     None
@@ -130,12 +139,23 @@ struct Claims {
 
 impl JwtTokenApi {
     fn verify(&self, token: &str) -> Result<Target, TokenError> {
+        let key = self.key.load();
+        if token.split('.').count() == 5 {
+            // A JWE: its plaintext is the signed JWT (upstream re-uses the key for both).
+            let inner = jwe::decrypt(token, key.decrypt.as_ref()).map_err(TokenError::Refused)?;
+            let inner =
+                String::from_utf8(inner).map_err(|_| TokenError::Refused("JWE plaintext is not text".into()))?;
+            if inner.split('.').count() != 3 {
+                return Err(TokenError::Refused("JWE plaintext is not a signed JWT".into()));
+            }
+            return self.verify_signed(&key, &inner);
+        }
+        self.verify_signed(&key, token)
+    }
+
+    fn verify_signed(&self, key: &Key, token: &str) -> Result<Target, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Refused(format!("malformed JWT: {e}")))?;
-        if header.enc.is_some() {
-            return Err(TokenError::Refused("encrypted JWTs (JWE) are not supported".into()));
-        }
-        let key = self.key.load();
         if !key.algorithms.contains(&header.alg) {
             return Err(TokenError::Refused(format!("algorithm {:?} does not match the {}", header.alg, key.kind)));
         }

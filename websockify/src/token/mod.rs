@@ -6,6 +6,7 @@
 
 mod api;
 mod file;
+mod jwe;
 mod jwt;
 mod redis;
 
