@@ -10,14 +10,29 @@ use std::process::Command;
 use common::pki::{Ca, TempDir};
 use common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_pages_and_websockets_over_http_and_https() {
-    let driver = repo_root().join("tests/browser/check_pages.js");
+/// Runs tests/browser/check_pages.js with `args` (one `--base URL` per site); returns
+/// its JSON line for each base, in order.
+async fn check_pages(args: Vec<String>) -> Vec<serde_json::Value> {
     assert!(
         repo_root().join("tests/browser/node_modules/playwright-core").exists()
             && std::path::Path::new("/usr/bin/chromium").exists(),
         "Chromium or playwright-core missing: run scripts/peers.sh (as root for the apt part)"
     );
+    let bases = args.iter().filter(|a| *a == "--base").count();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(repo_root().join("tests/browser/check_pages.js")).args(args).output().expect("node")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "driver failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), bases, "{stdout}");
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_pages_and_websockets_over_http_and_https() {
     let dir = TempDir::new("browser");
     std::fs::create_dir_all(dir.path("www/sub")).unwrap();
     std::fs::write(
@@ -40,21 +55,15 @@ async fn chromium_pages_and_websockets_over_http_and_https() {
         &target.to_string(),
     ]);
     let port = proxy.addr.port();
-    let cert = dir.str("server.pem");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(driver)
-            .args(["--base", &format!("http://127.0.0.1:{port}"), "--base", &format!("https://localhost:{port}")])
-            .args(["--cert", &cert])
-            .output()
-            .expect("node")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "driver failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(results.len(), 2, "{stdout}");
+    let results = check_pages(vec![
+        "--base".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--base".into(),
+        format!("https://localhost:{port}"),
+        "--cert".into(),
+        dir.str("server.pem"),
+    ])
+    .await;
     for r in &results {
         let base = r["base"].as_str().unwrap();
         assert_eq!(r["page"]["status"], 200, "{base}: {r}");
@@ -80,7 +89,6 @@ async fn chromium_pages_and_websockets_over_http_and_https() {
 /// origin is allowed, and is refused (no 101) when it is not; the page itself still loads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_origin_checked() {
-    let driver = repo_root().join("tests/browser/check_pages.js");
     let dir = TempDir::new("browser-origin");
     std::fs::create_dir_all(dir.path("www/sub")).unwrap();
     std::fs::write(dir.path("www/index.html"), "<!DOCTYPE html><title>origin test</title>").unwrap();
@@ -108,23 +116,13 @@ async fn chromium_origin_checked() {
         &format!("127.0.0.1:{bad_port}"),
         &target.to_string(),
     ]);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(driver)
-            .args([
-                "--base",
-                &format!("http://127.0.0.1:{good_port}"),
-                "--base",
-                &format!("http://127.0.0.1:{bad_port}"),
-            ])
-            .output()
-            .expect("node")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(results.len(), 2, "{stdout}");
+    let results = check_pages(vec![
+        "--base".into(),
+        format!("http://127.0.0.1:{good_port}"),
+        "--base".into(),
+        format!("http://127.0.0.1:{bad_port}"),
+    ])
+    .await;
     assert_eq!(results[0]["page"]["status"], 200);
     assert_eq!(results[0]["websocket"]["ok"], true, "{}", results[0]["websocket"]);
     assert_eq!(results[1]["page"]["status"], 200, "files need no auth without --web-auth");
@@ -137,7 +135,6 @@ async fn chromium_origin_checked() {
 /// WebSocket, wrong ones get neither.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_basic_auth() {
-    let driver = repo_root().join("tests/browser/check_pages.js");
     let dir = TempDir::new("browser-basic");
     std::fs::create_dir_all(dir.path("www/sub")).unwrap();
     std::fs::write(dir.path("www/index.html"), "<!DOCTYPE html><title>private</title>").unwrap();
@@ -155,19 +152,13 @@ async fn chromium_basic_auth() {
         &target.to_string(),
     ]);
     let port = proxy.addr.port();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(driver)
-            .args(["--base", &format!("http://alice:s3cret@127.0.0.1:{port}")])
-            .args(["--base", &format!("http://alice:wrong@127.0.0.1:{port}")])
-            .output()
-            .expect("node")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(results.len(), 2, "{stdout}");
+    let results = check_pages(vec![
+        "--base".into(),
+        format!("http://alice:s3cret@127.0.0.1:{port}"),
+        "--base".into(),
+        format!("http://alice:wrong@127.0.0.1:{port}"),
+    ])
+    .await;
     assert_eq!(
         (results[0]["page"]["status"].clone(), results[0]["page"]["title"].clone()),
         (200.into(), "private".into())
