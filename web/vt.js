@@ -7,6 +7,14 @@
  *   term.onresize = (cols, rows) => ...;
  *   term.write(text);                 // output from the host (already decoded to text)
  *   term.text();                      // the visible screen as plain text (for tests)
+ *   term.historyText();               // the scroll-back as plain text, oldest line first
+ *
+ * Scroll-back: lines that scroll off the top of the main screen (not the alternate screen
+ * of full-screen programs, nor a scroll region that starts below the top) are kept, up to
+ * opts.scrollback lines (default 1000, 0 for none), above the screen in the same element:
+ * give the element `overflow-y: auto` and scroll it with the mouse, or Shift+PageUp /
+ * Shift+PageDown. Output keeps the view at the bottom unless the user scrolled up; typing
+ * returns to it. CSI 3 J clears the scroll-back, as in xterm.
  *
  * Supported: C0 controls (BS HT LF VT FF CR BEL), ESC 7/8 D E M c = >, charsets ESC ( 0 / B
  * (DEC line drawing), CSI cursor movement (A B C D E F G H f d ` a e), erase (J K X), insert
@@ -60,6 +68,12 @@
     this.title = '';
     el.classList.add('vt');
     if (!el.hasAttribute('tabindex')) el.tabIndex = 0;
+    this.scrollback = opts.scrollback === undefined ? 1000 : Math.max(0, opts.scrollback | 0);
+    this.history = [];
+    this._historyPending = [];
+    this._historyEl = document.createElement('div');
+    this._historyEl.className = 'vt-history';
+    el.appendChild(this._historyEl);
     this._screenEl = document.createElement('div');
     this._screenEl.className = 'vt-screen';
     this._screenEl.setAttribute('aria-live', 'polite');
@@ -87,8 +101,10 @@
     const r = probe.getBoundingClientRect();
     this._screenEl.removeChild(probe);
     const cw = r.width / 10 || 8, ch = r.height || 16;
-    const box = this.el.getBoundingClientRect();
-    return { cols: Math.max(20, Math.floor((box.width - 8) / cw)), rows: Math.max(5, Math.floor((box.height - 8) / ch)) };
+    // The client box: inside any scroll bar (give the element `scrollbar-gutter: stable` so
+    // that the scroll-back's bar does not take columns away later).
+    const w = this.el.clientWidth, h = this.el.clientHeight;
+    return { cols: Math.max(20, Math.floor((w - 8) / cw)), rows: Math.max(5, Math.floor((h - 8) / ch)) };
   };
 
   P.reset = function () {
@@ -124,7 +140,10 @@
     if (cols === this.cols && rows === this.rows) return;
     const fix = (scr) => {
       if (!scr) return scr;
-      while (scr.length > rows) scr.shift();
+      while (scr.length > rows) {
+        const gone = scr.shift();
+        if (scr === this.main) this._toHistory(gone);
+      }
       while (scr.length < rows) scr.push(blankRow(cols, DEFAULT_ATTR));
       for (const row of scr) {
         if (row.length > cols) row.length = cols;
@@ -283,11 +302,33 @@
 
   P._scrollUp = function (n) {
     n = Math.min(n, this.bottom - this.top + 1);
+    const keep = this.screen === this.main && this.top === 0;
     for (let i = 0; i < n; i++) {
-      this.screen.splice(this.top, 1);
+      const gone = this.screen.splice(this.top, 1)[0];
+      if (keep) this._toHistory(gone);
       this.screen.splice(this.bottom, 0, blankRow(this.cols, this._eraseAttr()));
     }
     this._dirty = true;
+  };
+
+  // A row that left the top of the main screen; drawn with the next render.
+  P._toHistory = function (row) {
+    if (!this.scrollback) return;
+    this.history.push(row);
+    this._historyPending.push(row);
+    if (this.history.length > this.scrollback) this.history.shift();
+    if (this._historyPending.length > this.scrollback) this._historyPending.shift();
+    this._schedule();
+  };
+
+  P.clearHistory = function () {
+    this.history = [];
+    this._historyPending = [];
+    this._historyEl.textContent = '';
+  };
+
+  P.historyText = function () {
+    return this.history.map((row) => row.map((c) => c[0]).join('').replace(/\s+$/, '')).join('\n');
   };
 
   P._scrollDown = function (n) {
@@ -389,6 +430,8 @@
         } else if (mode === 1) {
           for (let y = 0; y < this.y; y++) this._erase(y, 0, this.cols);
           this._erase(this.y, 0, this.x + 1);
+        } else if (mode === 3) {
+          this.clearHistory();
         } else {
           for (let y = 0; y < this.rows; y++) this._erase(y, 0, this.cols);
         }
@@ -554,6 +597,7 @@
   };
 
   P.render = function () {
+    this._renderHistory();
     const rowsEl = this._screenEl;
     if (this._dirty || rowsEl.children.length !== this.rows) {
       rowsEl.textContent = '';
@@ -575,10 +619,39 @@
     this._cursorRow = this.y;
   };
 
+  // Appends the rows that scrolled off since the last render (each drawn once: history
+  // does not change), trims to the limit, and follows the output if the view was at the
+  // bottom.
+  P._renderHistory = function () {
+    if (!this._historyPending.length) return;
+    const el = this.el;
+    const atBottom = el.scrollTop + el.clientHeight >= el.scrollHeight - 2;
+    const frag = document.createDocumentFragment();
+    for (const row of this._historyPending) {
+      const d = document.createElement('div');
+      d.className = 'vt-row';
+      d.appendChild(this._rowFragment(row, -1));
+      frag.appendChild(d);
+    }
+    this._historyPending = [];
+    this._historyEl.appendChild(frag);
+    while (this._historyEl.children.length > this.history.length) this._historyEl.removeChild(this._historyEl.firstChild);
+    if (atBottom) el.scrollTop = el.scrollHeight;
+  };
+
+  P.scrollToBottom = function () {
+    this.el.scrollTop = this.el.scrollHeight;
+  };
+
   P._renderRow = function (y) {
     const rowEl = this._screenEl.children[y];
-    const row = this.screen[y];
     const cursorX = this.modes.cursor && y === this.y ? this.x : -1;
+    const frag = this._rowFragment(this.screen[y], cursorX);
+    rowEl.textContent = '';
+    rowEl.appendChild(frag);
+  };
+
+  P._rowFragment = function (row, cursorX) {
     const frag = document.createDocumentFragment();
     let run = '', runAttr = null, runCursor = false;
     const flush = () => {
@@ -595,7 +668,7 @@
       }
       run = '';
     };
-    for (let x = 0; x < this.cols; x++) {
+    for (let x = 0; x < row.length; x++) {
       const [ch, attr] = row[x];
       const isCursor = x === cursorX;
       if (attr !== runAttr || isCursor !== runCursor) {
@@ -606,8 +679,7 @@
       run += ch;
     }
     flush();
-    rowEl.textContent = '';
-    rowEl.appendChild(frag);
+    return frag;
   };
 
   // The visible screen as text, one line per row, trailing blanks removed.
@@ -619,9 +691,17 @@
 
   P._bindKeys = function () {
     this.el.addEventListener('keydown', (e) => {
+      // Shift+PageUp/PageDown page through the scroll-back (as in xterm); not sent.
+      if (e.shiftKey && !e.ctrlKey && !e.altKey && (e.key === 'PageUp' || e.key === 'PageDown')) {
+        e.preventDefault();
+        const page = Math.max(1, this.el.clientHeight - 32);
+        this.el.scrollTop += e.key === 'PageUp' ? -page : page;
+        return;
+      }
       const s = this.keySequence(e);
       if (s !== null) {
         e.preventDefault();
+        this.scrollToBottom();
         this.ondata(s);
       }
     });

@@ -311,6 +311,36 @@ async function runTelnet(o, page) {
   out.sttyLine = await page.evaluate(() => (/^size=\d+ \d+ term=\S+$/m.exec(window.wstelnet.terminal.text()) || [null])[0]);
   out.termSize = await page.evaluate(() => [window.wstelnet.terminal.rows, window.wstelnet.terminal.cols]);
   out.ms = Date.now() - t0;
+  // Scroll-back: 300 numbered lines scroll most of themselves off the screen; the history
+  // keeps them, the view follows the output, Shift+PageUp scrolls back, typing returns.
+  await page.keyboard.type('seq 1 300');
+  await page.keyboard.press('Enter');
+  const sb = {};
+  try {
+    await page.waitForFunction(() => /^300$/m.test(window.wstelnet.terminal.text()) && /\$ ?$/m.test(window.wstelnet.terminal.text()), null, { timeout: o.timeout });
+    await page.waitForTimeout(100); // one animation frame draws the pending history
+    Object.assign(sb, await page.evaluate(() => {
+      const t = window.wstelnet.terminal, el = document.getElementById('terminal');
+      const all = (t.historyText() + '\n' + t.text()).split('\n').map((l) => l.trim());
+      const first = all.indexOf('1');
+      const run = first >= 0 ? all.slice(first, first + 300) : [];
+      return {
+        historyLines: t.history.length,
+        drawnRows: el.querySelectorAll('.vt-history .vt-row').length,
+        contiguous: run.length === 300 && run.every((l, i) => l === String(i + 1)),
+        atBottom: el.scrollTop + el.clientHeight >= el.scrollHeight - 2,
+        scrollable: el.scrollHeight > el.clientHeight,
+      };
+    }));
+    await page.keyboard.press('Shift+PageUp');
+    sb.afterPageUp = await page.evaluate(() => { const el = document.getElementById('terminal'); return el.scrollTop + el.clientHeight < el.scrollHeight - 2; });
+    await page.keyboard.type('#');
+    sb.afterTyping = await page.evaluate(() => { const el = document.getElementById('terminal'); return el.scrollTop + el.clientHeight >= el.scrollHeight - 2; });
+    await page.keyboard.press('Backspace');
+  } catch (e) {
+    out.error = out.error || errText(e);
+  }
+  out.scrollback = sb;
   out.screen = await screenText();
   out.negotiation = await page.evaluate(() => window.wstelnet.negotiated);
   await shot(page, o.shot, out);

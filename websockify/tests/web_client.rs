@@ -338,6 +338,14 @@ async fn wstelnet_runs_a_shell_on_inetutils_telnetd() {
     for want in ["sent DO ECHO", "sent DO SGA", "sent WILL TTYPE", "sent TTYPE IS XTERM", "sent WILL NAWS"] {
         assert!(neg.contains(&want), "{want} missing from {neg:?}");
     }
+    // Scroll-back: `seq 1 300` is kept whole above the screen, drawn, followed, scrollable.
+    let sb = &r["scrollback"];
+    assert_eq!(sb["contiguous"], true, "1..300 not all in scroll-back + screen: {r}");
+    assert!(sb["historyLines"].as_u64().unwrap() >= 300 - size[0].as_u64().unwrap(), "{sb}");
+    assert_eq!(sb["drawnRows"], sb["historyLines"], "{sb}");
+    assert_eq!((&sb["scrollable"], &sb["atBottom"]), (&true.into(), &true.into()), "{sb}");
+    assert_eq!(sb["afterPageUp"], true, "Shift+PageUp did not scroll back: {sb}");
+    assert_eq!(sb["afterTyping"], true, "typing did not return to the bottom: {sb}");
     eprintln!("wstelnet: {} in {} ms; screenshot {}", r["matched"][0], r["ms"], r["screenshot"].as_str().unwrap());
 }
 
