@@ -1,6 +1,6 @@
 //! `JWTTokenApi` on untrusted tokens: signed JWTs and encrypted ones (JWE), with an RSA
-//! private key (RSA-OAEP unwrapping, RS*/PS* signatures) and with a secret (`dir`, AES key
-//! wrap, HS* signatures).
+//! private key (RSA-OAEP unwrapping, RS*/PS* signatures), an EC P-256 private key (ECDH-ES,
+//! ES256) and a secret (`dir`, AES key wrap, HS* signatures).
 //!
 //! Checked: no input panics; every token is refused with 403 or carries the claims of the
 //! seeds, which were signed with these keys (`127.0.0.1:5900`): a fuzzer cannot forge a
@@ -48,16 +48,26 @@ hFz+kORsuj34Hxtv7JFs640IwDHDZKkpXUSbgLbMi9W5OVShFxmz6hrLHqZsUMIa
 -----END PRIVATE KEY-----
 ";
 
-fn resolvers() -> &'static [Arc<dyn TokenResolver>; 2] {
-    static RESOLVERS: OnceLock<[Arc<dyn TokenResolver>; 2]> = OnceLock::new();
+/// The same, for P-256.
+const EC_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAwQlYnzEnD/aL7QY
+y6b/VR3H9503TIVyPhQGgra2fyihRANCAARRDTW6hTVUFfwnc5zxxbBKutiA9MFL
+fES04OcCAnajNzlLzRRNQ0VSrKRusWOOozP+2TEpr1lU3ayACzOvBuib
+-----END PRIVATE KEY-----
+";
+
+fn resolvers() -> &'static [Arc<dyn TokenResolver>; 3] {
+    static RESOLVERS: OnceLock<[Arc<dyn TokenResolver>; 3]> = OnceLock::new();
     RESOLVERS.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("websockify-fuzz-jwt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("rsa.key"), RSA_KEY).unwrap();
+        std::fs::write(dir.join("ec.key"), EC_KEY).unwrap();
         // 32 bytes as base64url, the way upstream reads a secret.
         std::fs::write(dir.join("secret"), "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYnk").unwrap();
         let open = |name: &str| plugin("JWTTokenApi", dir.join(name).to_str().unwrap()).unwrap();
-        [open("rsa.key"), open("secret")]
+        [open("rsa.key"), open("ec.key"), open("secret")]
     })
 }
 

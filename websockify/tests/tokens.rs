@@ -395,7 +395,28 @@ async fn jwe_tokens_from_jwcrypto() {
     let public = start("rsa.pub");
     let token = jwe("RSA-OAEP", "A256GCM", &dir.path("rsa.key"), &claims, None);
     assert_eq!(refused(&format!("{}{token}", base(&public)), &[]).await.0, 403);
-    public.wait_log("an encrypted JWT needs a private RSA key or a secret", Duration::from_secs(5));
+    public.wait_log("an encrypted JWT needs a private RSA or EC key or a secret", Duration::from_secs(5));
+
+    // EC private keys: ECDH-ES, direct and with key wrap, on P-256 and P-384.
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &dir.str("p256.key")]);
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", &dir.str("p384.key")]);
+    let p256 = start("p256.key");
+    let url = base(&p256);
+    for (alg, enc) in [
+        ("ECDH-ES", "A256GCM"),
+        ("ECDH-ES", "A256CBC-HS512"),
+        ("ECDH-ES+A128KW", "A128GCM"),
+        ("ECDH-ES+A256KW", "A192CBC-HS384"),
+    ] {
+        works(&format!("{url}{}", jwe(alg, enc, &dir.path("p256.key"), &claims, None)), &[]).await;
+    }
+    let p384 = start("p384.key");
+    works(&format!("{}{}", base(&p384), jwe("ECDH-ES+A192KW", "A256GCM", &dir.path("p384.key"), &claims, None)), &[])
+        .await;
+    // Encrypted to the other curve's key: refused, naming the mismatch.
+    let token = jwe("ECDH-ES", "A256GCM", &dir.path("p384.key"), &claims, Some(&dir.path("p256.key")));
+    assert_eq!(refused(&format!("{url}{token}"), &[]).await.0, 403, "P-384 epk to a P-256 key");
+    p256.wait_log("JWE epk curve \"P-384\" does not match the EC private key", Duration::from_secs(5));
 
     let secret = start("secret32");
     let url = base(&secret);

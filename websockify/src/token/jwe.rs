@@ -8,6 +8,9 @@
 //!   padding check is an oracle, RFC 8725 §3.2);
 //! - a secret (the HMAC key file): `dir` (the secret is the content key) or `A128KW`,
 //!   `A192KW`, `A256KW`;
+//! - an EC P-256 or P-384 private key: `ECDH-ES` (the derived key is the content key) or
+//!   `ECDH-ES+A128KW`, `+A192KW`, `+A256KW` (RFC 7518 §4.6, Concat KDF with SHA-256; the
+//!   sender's `epk` must be a point on the key's curve);
 //! - `enc` `A128CBC-HS256`, `A192CBC-HS384`, `A256CBC-HS512`, `A128GCM`, `A192GCM`,
 //!   `A256GCM`; compressed (`zip`) tokens are refused.
 
@@ -19,6 +22,8 @@ use base64::Engine as _;
 pub enum DecryptKey {
     Rsa(Box<rsa::RsaPrivateKey>),
     Secret(Vec<u8>),
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
 }
 
 #[derive(serde::Deserialize)]
@@ -26,6 +31,18 @@ struct Header {
     alg: String,
     enc: String,
     zip: Option<String>,
+    /// ECDH-ES: the sender's ephemeral public key, and the optional party infos.
+    epk: Option<Epk>,
+    apu: Option<String>,
+    apv: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Epk {
+    kty: String,
+    crv: String,
+    x: String,
+    y: String,
 }
 
 fn b64(part: &str, what: &str) -> Result<Vec<u8>, String> {
@@ -43,7 +60,7 @@ pub fn decrypt(token: &str, key: Option<&DecryptKey>) -> Result<Vec<u8>, String>
     if let Some(zip) = &header.zip {
         return Err(format!("compressed JWE (zip {zip:?}) is not accepted"));
     }
-    let key = key.ok_or("an encrypted JWT needs a private RSA key or a secret in the key file to decrypt")?;
+    let key = key.ok_or("an encrypted JWT needs a private RSA or EC key or a secret in the key file to decrypt")?;
     let (encrypted_key, iv, ciphertext, tag) =
         (b64(encrypted_key, "key")?, b64(iv, "iv")?, b64(ciphertext, "ciphertext")?, b64(tag, "tag")?);
     let cek_len = match header.enc.as_str() {
@@ -55,7 +72,10 @@ pub fn decrypt(token: &str, key: Option<&DecryptKey>) -> Result<Vec<u8>, String>
         "A256GCM" => 32,
         other => return Err(format!("JWE enc {other:?} is not supported")),
     };
-    let cek = content_key(&header.alg, &encrypted_key, key)?;
+    let cek = match key {
+        DecryptKey::P256(_) | DecryptKey::P384(_) => agreed_key(&header, cek_len, &encrypted_key, key)?,
+        _ => content_key(&header.alg, &encrypted_key, key)?,
+    };
     if cek.len() != cek_len {
         return Err(format!("JWE content key is {} bytes, {} needs {cek_len}", cek.len(), header.enc));
     }
@@ -91,24 +111,97 @@ fn content_key(alg: &str, encrypted_key: &[u8], key: &DecryptKey) -> Result<Vec<
         ("dir", DecryptKey::Secret(secret)) if encrypted_key.is_empty() => Ok(secret.clone()),
         ("dir", DecryptKey::Secret(_)) => Err("JWE alg dir with an encrypted key".into()),
         ("A128KW" | "A192KW" | "A256KW", DecryptKey::Secret(secret)) => {
-            let want = match alg {
-                "A128KW" => 16,
-                "A192KW" => 24,
-                _ => 32,
-            };
+            let want = kw_len(alg);
             if secret.len() != want {
                 return Err(format!("JWE alg {alg} needs a {want}-byte secret, the key file holds {}", secret.len()));
             }
-            let unwrapped = match want {
-                16 => aes_kw::KekAes128::new(secret[..].into()).unwrap_vec(encrypted_key),
-                24 => aes_kw::KekAes192::new(secret[..].into()).unwrap_vec(encrypted_key),
-                _ => aes_kw::KekAes256::new(secret[..].into()).unwrap_vec(encrypted_key),
-            };
-            unwrapped.map_err(|_| refused())
+            unwrap(secret, encrypted_key)
         }
         (alg, DecryptKey::Rsa(_)) => Err(format!("JWE alg {alg:?} does not match the RSA private key")),
-        (alg, DecryptKey::Secret(_)) => Err(format!("JWE alg {alg:?} does not match the secret")),
+        (alg, _) => Err(format!("JWE alg {alg:?} does not match the secret")),
     }
+}
+
+fn kw_len(alg: &str) -> usize {
+    if alg.ends_with("128KW") {
+        16
+    } else if alg.ends_with("192KW") {
+        24
+    } else {
+        32
+    }
+}
+
+/// AES key unwrap (RFC 3394) with a 16, 24 or 32-byte key.
+fn unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Vec<u8>, String> {
+    let unwrapped = match kek.len() {
+        16 => aes_kw::KekAes128::new(kek.into()).unwrap_vec(wrapped),
+        24 => aes_kw::KekAes192::new(kek.into()).unwrap_vec(wrapped),
+        _ => aes_kw::KekAes256::new(kek.into()).unwrap_vec(wrapped),
+    };
+    unwrapped.map_err(|_| "JWE content key could not be decrypted with this key".to_owned())
+}
+
+/// ECDH-ES (RFC 7518 §4.6): agree with the sender's ephemeral key, derive with the Concat
+/// KDF; the result is the content key (`ECDH-ES`) or unwraps it (`ECDH-ES+A*KW`).
+fn agreed_key(header: &Header, cek_len: usize, encrypted_key: &[u8], key: &DecryptKey) -> Result<Vec<u8>, String> {
+    let (alg, wrapped) = match header.alg.as_str() {
+        "ECDH-ES" => (&header.enc, false),
+        "ECDH-ES+A128KW" | "ECDH-ES+A192KW" | "ECDH-ES+A256KW" => (&header.alg, true),
+        other => return Err(format!("JWE alg {other:?} does not match the EC private key")),
+    };
+    let epk = header.epk.as_ref().ok_or("JWE ECDH-ES without an epk header")?;
+    if epk.kty != "EC" {
+        return Err(format!("JWE epk kty {:?}, EC expected", epk.kty));
+    }
+    let mut point = vec![4u8];
+    point.extend(b64(&epk.x, "epk x")?);
+    point.extend(b64(&epk.y, "epk y")?);
+    let bad_point = || format!("JWE epk is not a point on {}", epk.crv);
+    // `from_sec1_bytes` checks that the point is on the curve (invalid-curve attacks).
+    let shared = match (key, epk.crv.as_str()) {
+        (DecryptKey::P256(secret), "P-256") => {
+            let public = p256::PublicKey::from_sec1_bytes(&point).map_err(|_| bad_point())?;
+            p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine()).raw_secret_bytes().to_vec()
+        }
+        (DecryptKey::P384(secret), "P-384") => {
+            let public = p384::PublicKey::from_sec1_bytes(&point).map_err(|_| bad_point())?;
+            p384::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine()).raw_secret_bytes().to_vec()
+        }
+        _ => return Err(format!("JWE epk curve {:?} does not match the EC private key", epk.crv)),
+    };
+    let party = |info: &Option<String>, what: &str| info.as_deref().map_or(Ok(Vec::new()), |v| b64(v, what));
+    let (apu, apv) = (party(&header.apu, "apu")?, party(&header.apv, "apv")?);
+    let key_len = if wrapped { kw_len(alg) } else { cek_len };
+    let derived = concat_kdf(&shared, alg.as_bytes(), &apu, &apv, key_len);
+    if wrapped {
+        unwrap(&derived, encrypted_key)
+    } else if encrypted_key.is_empty() {
+        Ok(derived)
+    } else {
+        Err("JWE alg ECDH-ES with an encrypted key".into())
+    }
+}
+
+/// The Concat KDF of NIST SP 800-56A §5.8.1 with SHA-256, as RFC 7518 §4.6.2 fills it in.
+fn concat_kdf(z: &[u8], algorithm: &[u8], apu: &[u8], apv: &[u8], len: usize) -> Vec<u8> {
+    use sha2::Digest as _;
+    let with_len = |data: &[u8]| [&(data.len() as u32).to_be_bytes()[..], data].concat();
+    let mut out = Vec::with_capacity(len + 32);
+    let mut counter = 1u32;
+    while out.len() < len {
+        let mut h = sha2::Sha256::new();
+        h.update(counter.to_be_bytes());
+        h.update(z);
+        h.update(with_len(algorithm));
+        h.update(with_len(apu));
+        h.update(with_len(apv));
+        h.update(((len * 8) as u32).to_be_bytes());
+        out.extend_from_slice(&h.finalize());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
 }
 
 /// AES-CBC with HMAC-SHA2 (RFC 7518 §5.2.2.2): the first half of the key authenticates,
@@ -175,9 +268,24 @@ mod tests {
             err(&format!("{cbc}..AAAAAAAAAAAAAAAAAAAAAA.AAAA.AA")),
             "JWE authentication tag has the wrong length"
         );
+        // An ephemeral key off the curve (x = y = 1) is refused before any agreement.
+        let ec = DecryptKey::P256(p256::SecretKey::from_slice(&[9; 32]).unwrap());
+        let one = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([[0u8; 31].as_slice(), &[1]].concat());
+        let off = part(&format!(
+            r#"{{"alg":"ECDH-ES","enc":"A128GCM","epk":{{"kty":"EC","crv":"P-256","x":"{one}","y":"{one}"}}}}"#
+        ));
+        assert_eq!(
+            decrypt(&format!("{off}..AAAA.AAAA.AAAA"), Some(&ec)).unwrap_err(),
+            "JWE epk is not a point on P-256"
+        );
+        let no_epk = part(r#"{"alg":"ECDH-ES","enc":"A128GCM"}"#);
+        assert_eq!(
+            decrypt(&format!("{no_epk}..AAAA.AAAA.AAAA"), Some(&ec)).unwrap_err(),
+            "JWE ECDH-ES without an epk header"
+        );
         assert_eq!(
             decrypt(&format!("{cbc}..AAAA.AAAA.AAAA"), None).unwrap_err(),
-            "an encrypted JWT needs a private RSA key or a secret in the key file to decrypt"
+            "an encrypted JWT needs a private RSA or EC key or a secret in the key file to decrypt"
         );
     }
 }

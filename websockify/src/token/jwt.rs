@@ -6,7 +6,7 @@
 //! The key decides the algorithms accepted, so `alg: none` and algorithm confusion (an RSA
 //! public key used as an HMAC secret) are refused. `nbf` and `exp` are enforced when
 //! present. Encrypted tokens (JWE) are taken as upstream takes them: decrypted with the
-//! same key file (an RSA private key or the secret), their plaintext is a signed JWT
+//! same key file (an RSA or EC private key, or the secret), their plaintext is a signed JWT
 //! checked as above (see `jwe.rs` for the algorithms).
 
 use std::path::PathBuf;
@@ -73,7 +73,9 @@ fn load_key(path: &PathBuf) -> Result<Key, TokenError> {
             return Ok(Key { decoding, algorithms: rsa_algs, kind: "RSA public key", decrypt: None });
         }
     }
-    if let Ok(decoding) = DecodingKey::from_ec_pem(&bytes) {
+    if let Ok(decoding) = DecodingKey::from_ec_pem(&bytes)
+        && !text.contains("PRIVATE KEY")
+    {
         let alg = if p384::PublicKey::from_public_key_pem(&text).is_ok() { Algorithm::ES384 } else { Algorithm::ES256 };
         return Ok(Key { decoding, algorithms: vec![alg], kind: "EC public key", decrypt: None });
     }
@@ -106,7 +108,7 @@ fn public_from_private(pem: &str, rsa_algs: Vec<Algorithm>) -> Option<Key> {
             decoding: DecodingKey::from_ec_der(&point),
             algorithms: vec![Algorithm::ES256],
             kind: "EC P-256 private key",
-            decrypt: None,
+            decrypt: Some(DecryptKey::P256(secret)),
         });
     }
     let p384 = p384::SecretKey::from_sec1_pem(pem).or_else(|_| p384::SecretKey::from_pkcs8_pem(pem));
@@ -116,7 +118,7 @@ fn public_from_private(pem: &str, rsa_algs: Vec<Algorithm>) -> Option<Key> {
             decoding: DecodingKey::from_ec_der(&point),
             algorithms: vec![Algorithm::ES384],
             kind: "EC P-384 private key",
-            decrypt: None,
+            decrypt: Some(DecryptKey::P384(secret)),
         });
     }
     if let Ok(signing) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
