@@ -9,7 +9,8 @@ use subtle::ConstantTimeEq;
 
 use crate::http::{Request, Response};
 
-/// What an authenticator may look at.
+/// What an authenticator may look at (built by the server; more may be added).
+#[non_exhaustive]
 pub struct AuthRequest<'a> {
     pub request: &'a Request,
     /// The subject CN of the client certificate, when TLS verified one.

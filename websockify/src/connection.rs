@@ -344,6 +344,8 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         }
     };
 
+    // What logs show of the target: without a token in it.
+    let shown_destination = token::redact_target(&destination, token.as_deref());
     let started = Instant::now();
     let target = match Box::pin(target::connect(
         &destination,
@@ -358,7 +360,8 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         Err(e) => {
             // The client gets a WebSocket close with a reason it can show, not an HTTP error
             // a browser would hide from the page.
-            tracing::error!("failed to connect to {destination}: {e}");
+            let e = e.to_string().replace(&destination.to_string(), &shown_destination);
+            tracing::error!("failed to connect to {shown_destination}: {e}");
             METRICS.target_connect_failures.inc();
             let _ = io.write_all(&accepted.response).await;
             if accepted.framing == handshake::Framing::Rfc6455 {
@@ -387,7 +390,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
     tracing::info!(
         "{}{draft} WebSocket session over {scheme}:// to {} ({})",
         accepted.encoding.name(),
-        destination,
+        shown_destination,
         shown_target(&request, config)
     );
 
@@ -433,7 +436,7 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         close_code = end.close_code(),
         close_reason = %reason,
         client = %client.map_or_else(|| "unix".to_owned(), |c| c.to_string()),
-        target = %destination,
+        target = %shown_destination,
         token_id = token.as_deref().map(token::id).map(tracing::field::display),
         "session closed: {reason}"
     );
@@ -459,7 +462,11 @@ async fn choose_target(request: &Request, ctx: &Context) -> Result<(Target, Opti
     let ms = took.as_secs_f64() * 1000.0;
     match found {
         Ok(Some(target)) => {
-            tracing::info!("token [{}] -> {target} ({ms:.1} ms)", token::id(&token));
+            tracing::info!(
+                "token [{}] -> {} ({ms:.1} ms)",
+                token::id(&token),
+                token::redact_target(&target, Some(&token))
+            );
             METRICS.token_lookup(Lookup::Found, took);
             Ok((target, Some(token)))
         }

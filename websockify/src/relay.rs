@@ -163,9 +163,9 @@ where
         splice: None,
     };
     // The outbound loop decides the end. The inbound loop then either has finished or is
-    // lingering for a bounded time after a protocol error; it is cut short only when the
-    // session ended without a close handshake (it may be stuck writing to a target that
-    // reads nothing).
+    // lingering: after a protocol error it may linger for the close timeout (the client
+    // has yet to answer our close frame); otherwise it is cut short when the outbound loop
+    // ends (it may also be stuck writing to a target that reads nothing).
     let done = CancellationToken::new();
     let ((), (end, to_client)) = tokio::join!(
         async {
@@ -176,7 +176,7 @@ where
         },
         async {
             let result = outbound.run().await;
-            if !matches!(result.0, End::ClientClosed(_) | End::ProtocolError { .. }) {
+            if !matches!(result.0, End::ProtocolError { .. }) {
                 done.cancel();
             }
             result
@@ -296,10 +296,13 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
             match step {
                 Step::Read => {}
                 Step::Close(code, reason) => {
-                    // The client's close frame is its last word (RFC 6455 §5.5.1): nothing
-                    // is left to drain, and the server closes first (§7.1.1).
+                    // The client's close frame is its last word (RFC 6455 §5.5.1), but a TLS
+                    // client may still send close_notify: read on while the outbound loop
+                    // finishes (it cancels this loop then, so the server closes first,
+                    // §7.1.1), so that closing does not reset the connection.
                     let _ = self.target.shutdown().await;
                     let _ = self.ctrl.send(Ctrl::Close(code, reason)).await;
+                    self.linger().await;
                     return;
                 }
                 Step::Fail(code, reason) => {
@@ -405,9 +408,10 @@ impl<CR: AsyncRead + AsTcp + Unpin, TW: AsyncWrite + Unpin> Inbound<'_, CR, TW> 
         }
     }
 
-    /// After our close frame for a protocol error, keep reading (and dropping) what the
-    /// client still sends until it closes, so that closing our socket does not reset the
-    /// connection and destroy the close frame in flight. At most the close timeout (5 s).
+    /// After the client's close frame or our close frame for a protocol error, keep reading
+    /// (and dropping) what the client still sends until it closes, so that closing our
+    /// socket does not reset the connection and destroy the close frame in flight. At most
+    /// the close timeout (5 s), and cut short by the end of the session.
     async fn linger(&mut self) {
         // On the heap: a buffer here would be part of every session's state, idle or not.
         let mut sink = vec![0u8; 4096];

@@ -68,7 +68,9 @@ async fn idle_session_is_closed_with_1001_and_busy_one_is_not() {
     proxy.wait_log("idle timeout", Duration::from_secs(5));
 }
 
-#[tokio::test]
+// Multi-threaded: `wait_log` blocks its thread, and the echo target in this runtime must
+// keep running meanwhile (the proxy drains it before the session ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_flood_is_closed_with_1008() {
     let target = echo_target("127.0.0.1:0").await;
     let proxy = Proxy::start(&["--max-control-rate", "20", "127.0.0.1:0", &target.to_string()]);

@@ -205,7 +205,7 @@ impl TokenResolver for TokenFileName {
             let Some(real) = resolve_inside(&self.dir, token).filter(|p| p.is_file()) else { return Ok(None) };
             let text = tokio::fs::read_to_string(&real)
                 .await
-                .map_err(|e| TokenError::Unavailable(format!("{}: {e}", real.display())))?;
+                .map_err(|e| TokenError::Unavailable(format!("{}/[{}]: {e}", self.dir.display(), super::id(token))))?;
             parse_target(&text).map(Some)
         })
     }

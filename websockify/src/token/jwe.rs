@@ -31,6 +31,8 @@ struct Header {
     alg: String,
     enc: String,
     zip: Option<String>,
+    /// Extensions the token says must be understood: none is (RFC 7516 §4.1.13).
+    crit: Option<serde_json::Value>,
     /// ECDH-ES: the sender's ephemeral public key, and the optional party infos.
     epk: Option<Epk>,
     apu: Option<String>,
@@ -59,6 +61,9 @@ pub fn decrypt(token: &str, key: Option<&DecryptKey>) -> Result<Vec<u8>, String>
         .map_err(|e| format!("JWE header: {e} (alg and enc are required)"))?;
     if let Some(zip) = &header.zip {
         return Err(format!("compressed JWE (zip {zip:?}) is not accepted"));
+    }
+    if let Some(crit) = &header.crit {
+        return Err(format!("JWE header names critical extensions this server does not know: {crit}"));
     }
     let key = key.ok_or("an encrypted JWT needs a private RSA or EC key or a secret in the key file to decrypt")?;
     let (encrypted_key, iv, ciphertext, tag) =
@@ -101,12 +106,14 @@ pub fn decrypt(token: &str, key: Option<&DecryptKey>) -> Result<Vec<u8>, String>
 fn content_key(alg: &str, encrypted_key: &[u8], key: &DecryptKey) -> Result<Vec<u8>, String> {
     let refused = || "JWE content key could not be decrypted with this key".to_owned();
     match (alg, key) {
-        ("RSA-OAEP", DecryptKey::Rsa(private)) => {
-            private.decrypt(rsa::Oaep::new::<sha1::Sha1>(), encrypted_key).map_err(|_| refused())
-        }
-        ("RSA-OAEP-256", DecryptKey::Rsa(private)) => {
-            private.decrypt(rsa::Oaep::new::<sha2::Sha256>(), encrypted_key).map_err(|_| refused())
-        }
+        // Blinded: the ciphertext is the client's choice, and unblinded RSA leaks timing
+        // (RUSTSEC-2023-0071).
+        ("RSA-OAEP", DecryptKey::Rsa(private)) => private
+            .decrypt_blinded(&mut rsa::rand_core::OsRng, rsa::Oaep::new::<sha1::Sha1>(), encrypted_key)
+            .map_err(|_| refused()),
+        ("RSA-OAEP-256", DecryptKey::Rsa(private)) => private
+            .decrypt_blinded(&mut rsa::rand_core::OsRng, rsa::Oaep::new::<sha2::Sha256>(), encrypted_key)
+            .map_err(|_| refused()),
         ("RSA1_5", _) => Err("JWE alg RSA1_5 is refused (padding oracle, RFC 8725 §3.2)".into()),
         ("dir", DecryptKey::Secret(secret)) if encrypted_key.is_empty() => Ok(secret.clone()),
         ("dir", DecryptKey::Secret(_)) => Err("JWE alg dir with an encrypted key".into()),
@@ -277,6 +284,11 @@ mod tests {
         assert_eq!(
             decrypt(&format!("{off}..AAAA.AAAA.AAAA"), Some(&ec)).unwrap_err(),
             "JWE epk is not a point on P-256"
+        );
+        let crit = part(r#"{"alg":"dir","enc":"A256GCM","crit":["exp"],"exp":1}"#);
+        assert_eq!(
+            err(&format!("{crit}..AAAA.AAAA.AAAA")),
+            r#"JWE header names critical extensions this server does not know: ["exp"]"#
         );
         let no_epk = part(r#"{"alg":"ECDH-ES","enc":"A128GCM"}"#);
         assert_eq!(

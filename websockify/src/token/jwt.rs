@@ -139,10 +139,13 @@ struct Claims {
     port: serde_json::Value,
 }
 
+fn is_jwe(token: &str) -> bool {
+    token.split('.').count() == 5
+}
+
 impl JwtTokenApi {
-    fn verify(&self, token: &str) -> Result<Target, TokenError> {
-        let key = self.key.load();
-        if token.split('.').count() == 5 {
+    fn verify(key: &Key, token: &str) -> Result<Target, TokenError> {
+        if is_jwe(token) {
             // A JWE: its plaintext is the signed JWT (upstream re-uses the key for both).
             let inner = jwe::decrypt(token, key.decrypt.as_ref()).map_err(TokenError::Refused)?;
             let inner =
@@ -150,12 +153,12 @@ impl JwtTokenApi {
             if inner.split('.').count() != 3 {
                 return Err(TokenError::Refused("JWE plaintext is not a signed JWT".into()));
             }
-            return self.verify_signed(&key, &inner);
+            return Self::verify_signed(key, &inner);
         }
-        self.verify_signed(&key, token)
+        Self::verify_signed(key, token)
     }
 
-    fn verify_signed(&self, key: &Key, token: &str) -> Result<Target, TokenError> {
+    fn verify_signed(key: &Key, token: &str) -> Result<Target, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Refused(format!("malformed JWT: {e}")))?;
         if !key.algorithms.contains(&header.alg) {
@@ -184,7 +187,20 @@ impl JwtTokenApi {
 
 impl TokenResolver for JwtTokenApi {
     fn lookup<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Target>, TokenError>> {
-        let result = self.verify(token).map(Some);
+        let key = self.key.load_full();
+        // Decrypting a JWE is a private-key operation (about a millisecond with RSA-2048)
+        // on input anyone can send: off the runtime's workers, so that other sessions do
+        // not wait behind it. Signed tokens verify inline.
+        if is_jwe(token)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let token = token.to_owned();
+            let task = runtime.spawn_blocking(move || Self::verify(&key, &token));
+            return Box::pin(async move {
+                task.await.map_err(|e| TokenError::Unavailable(format!("JWE decryption task: {e}")))?.map(Some)
+            });
+        }
+        let result = Self::verify(&key, token).map(Some);
         Box::pin(async move { result })
     }
 

@@ -134,11 +134,29 @@ pub fn redact(target: &str, source: TokenSource) -> String {
                 Some((k, v)) if decode(k) == "token" => {
                     out.push_str(&format!("{k}=[{}]", id(decode(v).trim_end_matches(['\n', '\r']))));
                 }
+                // noVNC's page URL carries the WebSocket path in a parameter:
+                // `vnc.html?path=websockify%3Ftoken%3DSECRET`. Shown decoded, redacted (the
+                // value is shorter than the whole, so this ends).
+                Some((k, v)) if decode(v).contains("token=") => {
+                    out.push_str(&format!("{k}={}", redact(&decode(v), TokenSource::default())));
+                }
                 _ => out.push_str(pair),
             }
         }
     }
     out
+}
+
+/// A target for logs: a UNIX socket named after its token (`UnixDomainSocketDirectory`)
+/// shows the token's id in place of its file name.
+pub fn redact_target(target: &Target, token: Option<&str>) -> String {
+    if let (Target::Unix(path), Some(token)) = (target, token)
+        && path.file_name().is_some_and(|name| name == std::ffi::OsStr::new(token))
+    {
+        let dir = path.parent().map(|p| p.display().to_string()).unwrap_or_default();
+        return format!("unix socket {dir}/[{}]", id(token));
+    }
+    target.to_string()
 }
 
 /// Finds the token in a request: the `Host` header with `--host-token`; otherwise the
@@ -268,6 +286,19 @@ mod tests {
         assert_eq!(redact("/websockify/abc?x=1", path), format!("/websockify/[{abc}]?x=1"));
         assert_eq!(redact("/websockify", path), "/websockify");
         assert_eq!(redact("/plain/page.html", none), "/plain/page.html");
+        // noVNC's page URL, encoded and not.
+        assert_eq!(
+            redact("/vnc.html?path=websockify%3Ftoken%3Dabc&x=1", none),
+            format!("/vnc.html?path=websockify?token=[{abc}]&x=1")
+        );
+        assert_eq!(
+            redact("/vnc.html?path=websockify?token=abc", none),
+            format!("/vnc.html?path=websockify?token=[{abc}]")
+        );
+        let unix = Target::Unix("/run/consoles/abc".into());
+        assert_eq!(redact_target(&unix, Some("abc")), format!("unix socket /run/consoles/[{abc}]"));
+        assert_eq!(redact_target(&unix, Some("other")), "unix socket /run/consoles/abc");
+        assert_eq!(redact_target(&Target::Tcp { host: "h".into(), port: 1 }, Some("abc")), "h:1");
     }
 
     #[test]
