@@ -244,6 +244,11 @@ impl Target {
         if host.is_empty() {
             return Err(AddrError::MissingHost(s.to_owned()));
         }
+        // No host name or address has these; one that did would not read back the same
+        // from logs or a token file (found by the token_file fuzz target).
+        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AddrError::BadHost(s.to_owned()));
+        }
         if port == 0 {
             return Err(AddrError::BadPort(s.to_owned()));
         }
@@ -269,6 +274,8 @@ pub enum AddrError {
     BadPort(String),
     #[error("{0:?} has no host")]
     MissingHost(String),
+    #[error("{0:?} has spaces or control characters in its host")]
+    BadHost(String),
 }
 
 /// Splits at the last colon; strips the brackets of `[v6]`.
@@ -309,6 +316,8 @@ mod tests {
         assert_eq!(t("::1:5901"), Target::Tcp { host: "::1".into(), port: 5901 });
         assert_eq!(t("[::1]:5901").to_string(), "[::1]:5901");
         assert_eq!(Target::parse_tcp(":5900"), Err(AddrError::MissingHost(":5900".into())));
+        assert_eq!(Target::parse_tcp("[\u{c}h]:59"), Err(AddrError::BadHost("[\u{c}h]:59".into())));
+        assert_eq!(Target::parse_tcp("[a\tb]:59"), Err(AddrError::BadHost("[a\tb]:59".into())));
         assert_eq!(Target::parse_tcp("h:0"), Err(AddrError::BadPort("h:0".into())));
         assert!(Target::parse_tcp("5900").is_err());
     }
