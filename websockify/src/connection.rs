@@ -210,14 +210,15 @@ impl Peer {
         }
     }
 
-    /// Runs the configured authenticator on a request.
-    fn authenticate(&self, request: &Request, ctx: &Context) -> Result<(), auth::AuthError> {
+    /// Runs the configured authenticator on a request from `client` (see [`Peer::client`]).
+    fn authenticate(
+        &self,
+        request: &Request,
+        client: Option<SocketAddr>,
+        ctx: &Context,
+    ) -> Result<(), auth::AuthError> {
         match &ctx.config.auth {
-            Some(a) => a.authenticate(&auth::AuthRequest {
-                request,
-                client_cn: self.client_cn.as_deref(),
-                client: self.client(request, ctx),
-            }),
+            Some(a) => a.authenticate(&auth::AuthRequest { request, client_cn: self.client_cn.as_deref(), client }),
             None => Ok(()),
         }
     }
@@ -253,11 +254,12 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Co
                 return Outcome::NotSession;
             }
         };
-        let shown = shown_target(&request, config);
-        tracing::debug!(method = %request.method, path = %shown, "request");
+        // Evaluated only when debug logging is on.
+        tracing::debug!(method = %request.method, path = %shown_target(&request, config), "request");
         if handshake::classify(&request) == RequestKind::WebSocket {
             return websocket(io, request, buf, &peer, ctx).await;
         }
+        let shown = shown_target(&request, config);
         let Some(web) = &config.web else {
             tracing::info!("{} {shown}: 405, plain HTTP is not served (no --web)", request.method);
             let response =
@@ -267,7 +269,7 @@ async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, peer: Peer, ctx: &Co
             return Outcome::NotSession;
         };
         if config.web_auth
-            && let Err(e) = peer.authenticate(&request, ctx)
+            && let Err(e) = peer.authenticate(&request, peer.client(&request, ctx), ctx)
         {
             tracing::info!("{} {shown}: {} ({})", request.method, e.status, e.log);
             let _ = e.response().write_to(&mut io).await;
@@ -318,7 +320,8 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
         }
     };
     let _ = buf.split_to(accepted.consumed);
-    if let Err(e) = peer.authenticate(&request, ctx) {
+    let client = peer.client(&request, ctx);
+    if let Err(e) = peer.authenticate(&request, client, ctx) {
         tracing::info!("authentication failed: {} ({})", e.status, e.log);
         METRICS.handshake_failed(HandshakeFailure::Auth, Some(e.status));
         let _ = e.response().write_to(&mut io).await;
@@ -331,7 +334,6 @@ async fn websocket<S: Split>(mut io: S, request: Request, mut buf: BytesMut, pee
             return Outcome::NotSession;
         }
     };
-    let client = peer.client(&request, ctx);
     // Held until the session ends.
     let _permit = match ctx.sessions.acquire(client.map(|c| c.ip()), token.as_deref()) {
         Ok(permit) => permit,
