@@ -2,7 +2,7 @@
 
 Every system sits between the same client and the same target (both
 bench/loadgen). Installs go to .peers/ (git-ignored), never system-wide
-except socat (apt, as root, via scripts/peers.sh).
+except socat and strace (apt, as root, via scripts/peers.sh).
 """
 
 import json
@@ -19,6 +19,9 @@ ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(ROOT, ".peers")
 LOADGEN = os.path.join(HERE, "loadgen", "target", "release", "loadgen")
 OURS = os.path.join(ROOT, "target", "release", "websockify")
+# `bench/run --baseline BINARY`: an earlier build of ours, measured in the same run as
+# the system "base" (before/after a change, on the same noisy machine).
+BASELINE = None
 PYTHON = os.path.join(PEERS, "venv", "bin", "websockify")
 WEBSOCAT = os.path.join(PEERS, "websocat", "bin", "websocat")
 JS_DIR = os.path.join(PEERS, "websockify-js")
@@ -40,10 +43,18 @@ SYSTEMS = {
     "js": ("websockify-js", "ws"),
     "websocat": ("websocat", "ws"),
     "ours": ("ours", "ws"),
+    "base": ("ours, baseline build", "ws"),
+    # The same with a token per session: a 10,000-line token file, the session's token in
+    # the middle of it (issue 20: set-up with a token lookup against set-up without).
+    "ours-token": ("ours, TokenFile 10,000 lines", "ws"),
     "socat-tls": ("socat OPENSSL relay", "tls"),
     "ours-tls": ("ours, TLS", "wss"),
 }
-PLAIN = ["direct", "socat", "python", "js", "websocat", "ours"]
+PLAIN = ["direct", "socat", "python", "js", "websocat", "ours", "ours-token"]
+# What runs when --only is not given (ours-token on demand only).
+DEFAULT = ["direct", "socat", "python", "js", "websocat", "ours"]
+TOKENS = 10000
+TOKEN = "tok5000"
 TLS = ["socat-tls", "ours-tls"]
 
 
@@ -75,6 +86,14 @@ def command(name, port, target_port, tls_files):
         return [WEBSOCAT, "-b", "-E", f"ws-l:{listen}", f"tcp:{target}"]
     if name == "ours":
         return [OURS, listen, target]
+    if name == "base":
+        return [BASELINE, listen, target]
+    if name == "ours-token":
+        path = os.path.join(ROOT, "target", "bench-logs", f"tokens-{TOKENS}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.writelines(f"tok{i}: {target}\n" for i in range(TOKENS))
+        return [OURS, "--token-plugin", "TokenFile", "--token-source", path, listen]
     if name == "ours-tls":
         return [OURS, "--cert", cert, "--key", key, listen, target]
     raise ValueError(name)
@@ -93,6 +112,8 @@ def need(name):
             raise Unavailable("websockify-js not installed (bench/run --setup)")
     if name == "websocat" and not os.access(WEBSOCAT, os.X_OK):
         raise Unavailable("websocat not installed (bench/run --setup)")
+    if name == "base" and not (BASELINE and os.access(BASELINE, os.X_OK)):
+        raise Unavailable("no --baseline BINARY given (or it is not executable)")
     if name.startswith("ours") and not os.access(OURS, os.X_OK):
         raise Unavailable("target/release/websockify missing")
 
@@ -101,8 +122,10 @@ def need(name):
 # Set-up
 # --------------------------------------------------------------------------
 
-def setup(names, logdir, build_ours, say):
+def setup(names, logdir, build_ours, say, tracer=False):
     """Install what the chosen systems need; returns {name: reason} of failures.
+
+    tracer: also strace, for the syscalls scenario (failure: {"strace": reason}).
 
     Each step is skipped when its result is already there, so running it
     every time costs a second.
@@ -136,6 +159,10 @@ def setup(names, logdir, build_ours, say):
         err = step("socat (scripts/peers.sh apt)", [os.path.join(ROOT, "scripts", "peers.sh"), "apt"])
         if err:
             failed["socat"] = failed["socat-tls"] = err
+    if tracer and not shutil.which("strace"):
+        err = step("strace (scripts/peers.sh apt)", [os.path.join(ROOT, "scripts", "peers.sh"), "apt"])
+        if err:
+            failed["strace"] = err
     if "python" in names and not os.access(PYTHON, os.X_OK):
         err = step("Python websockify (scripts/peers.sh py)",
                    [os.path.join(ROOT, "scripts", "peers.sh"), "py"])

@@ -226,6 +226,12 @@ for name, length, header in [
 ]:
     write("web_path", name, b"\x01" + struct.pack("<Q", length) + header)
 
+# --- log_record: request heads whose values try to forge log lines ---------------------
+write("log_record", "forged-newline", b"GET /x?a=%0a2026-12-04T16:00:09.000000Z%20%20INFO%20conn{id=9%20peer=10.0.0.1:1}:%20FORGED%26token=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+write("log_record", "syslog-priority", b"GET /x?a=%0d%0a%00%3c11%3e1%20-%20FORGED HTTP/1.1\r\nHost: h\r\nUser-Agent: \xc2\x9b2J\xc2\x85\xe2\x80\xa8 %1b[2J\r\n\r\n")
+write("log_record", "novnc-path", b"GET /vnc.html?path=websockify%3Ftoken%3D%1b%5b2J HTTP/1.1\r\nHost: h\r\nOrigin: \x7f\xff\xfe\r\n\r\n")
+write("log_record", "raw-controls", b"plain text\x00\x1b[2J\r\nsecond\n\n")
+
 # --- record_escaper: raw session bytes -------------------------------------------------
 write("record_escaper", "rfb-version", b"RFB 003.008\n")
 write("record_escaper", "quotes-and-backslashes", b"it's a \\ test '\\'")

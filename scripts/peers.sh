@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks talk to, idempotently:
-#   - Debian packages (socat, curl, openssl, haproxy), when running as root and they are missing;
+#   - Debian packages (socat, curl, openssl, strace, haproxy), when running as root and they are missing;
 #   - a Python 3 venv in .peers/venv with the reference websockify, numpy, websockets, PyJWT, jwcrypto
 #     and prometheus_client (its exposition-format parser reads our /metrics);
 #   - Node's `ws` in tests/node/node_modules (npm ci from the lock file);
@@ -21,7 +21,7 @@ want() { [ "$what" = all ] || [ "$what" = "$1" ]; }
 
 if want apt; then
     missing=()
-    for pkg in socat curl openssl; do
+    for pkg in socat curl openssl strace; do
         command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     command -v groff >/dev/null 2>&1 || missing+=(groff-base) # renders websockify --man in the tests
@@ -38,10 +38,11 @@ if want apt; then
 fi
 
 if want py; then
-    if [ ! -x .peers/venv/bin/python ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy, jwt, jwcrypto, cryptography, prometheus_client' 2>/dev/null; then
+    if [ ! -x .peers/venv/bin/maturin ] || ! .peers/venv/bin/python -c 'import websockify, websockets, numpy, jwt, jwcrypto, cryptography, prometheus_client, redis, requests' 2>/dev/null; then
         python3 -m venv .peers/venv
         .peers/venv/bin/pip install -q --upgrade pip
-        .peers/venv/bin/pip install -q websockify numpy websockets PyJWT jwcrypto cryptography prometheus_client
+        # redis and requests: the custom plugins of tests/plugins; maturin builds our wheel (tests/pip.rs).
+        .peers/venv/bin/pip install -q websockify numpy websockets PyJWT jwcrypto cryptography prometheus_client redis requests maturin
     fi
 fi
 
@@ -60,7 +61,8 @@ if want autobahn; then
             echo "peers.sh: Autobahn|Testsuite needs Python 2.7: set PY2 (tried $py2)" >&2
             exit 1
         fi
-        pipq=(-q --disable-pip-version-check --no-python-version-warning)
+        # (pip 19.2 of pyenv's 2.7.18 knows no --no-python-version-warning)
+        pipq=(-q --disable-pip-version-check)
         rm -rf .peers/venv2   # a half-made venv from an interrupted install
         "$py2" -m virtualenv --version >/dev/null 2>&1 || "$py2" -m pip install "${pipq[@]}" virtualenv
         "$py2" -m virtualenv -q -p "$py2" .peers/venv2

@@ -289,7 +289,7 @@ async def main():
             await asyncio.sleep(0.5)
         end_fds, end_rss = fds(pid), rss_kib(pid)
         text = open(log_path).read()
-        began, ended = text.count(" WebSocket session over "), text.count("session closed:")
+        began, ended = text.count(" WebSocket connection: "), text.count("session closed:")
         lat = sorted(stats.latencies)
         print(
             f"soak: {total:.0f} s, {stats.opened} sessions, {stats.bytes / 1e6:.0f} MB checked, "

@@ -10,7 +10,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
-use websockify::encoding::Base64Decoder;
+use websockify::wire::encoding::Base64Decoder;
 
 fuzz_target!(|data: &[u8]| {
     let input = common::Input::parse(data);

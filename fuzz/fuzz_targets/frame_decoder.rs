@@ -17,7 +17,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use websockify::ws::{Decoder, DecoderConfig, Event, ProtocolError};
+use websockify::wire::ws::{Decoder, DecoderConfig, Event, ProtocolError};
 
 const MAX_MESSAGE: u64 = 1 << 20;
 

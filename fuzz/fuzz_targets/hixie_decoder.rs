@@ -7,8 +7,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use websockify::hixie::HixieDecoder;
-use websockify::ws::{Event, ProtocolError};
+use websockify::wire::hixie::HixieDecoder;
+use websockify::wire::ws::{Event, ProtocolError};
 
 const MAX_MESSAGE: u64 = 100;
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use websockify::Target;
-use websockify::token::{TokenResolver, plugin};
+use websockify::admission::token::{TokenResolver, plugin};
 
 /// A throwaway key for this target only.
 const RSA_KEY: &str = "\

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use websockify::record::escape;
+use websockify::session::record::escape;
 
 fuzz_target!(|data: &[u8]| {
     let mut out = b"'{12{".to_vec();

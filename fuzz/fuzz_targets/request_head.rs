@@ -15,10 +15,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use websockify::encoding::Encoding;
-use websockify::handshake::{Accepted, Framing, RequestKind, accept, body_needed, classify};
-use websockify::hixie::{self, Draft};
-use websockify::http::{HeadLimits, Request, Response, parse_head};
+use websockify::wire::encoding::Encoding;
+use websockify::wire::handshake::{Accepted, Framing, RequestKind, accept, body_needed, classify};
+use websockify::wire::hixie::{self, Draft};
+use websockify::wire::http::{HeadLimits, Request, Response, parse_head};
 
 fuzz_target!(|data: &[u8]| {
     let limits = HeadLimits::default();

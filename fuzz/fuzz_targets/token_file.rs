@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use websockify::Target;
-use websockify::token::parse_target;
-use websockify::token::parsers::{resolve_inside, token_file_line};
+use websockify::admission::token::parse_target;
+use websockify::admission::token::parsers::{resolve_inside, token_file_line};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

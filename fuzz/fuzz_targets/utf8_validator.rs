@@ -7,7 +7,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use websockify::ws::Utf8Validator;
+use websockify::wire::ws::Utf8Validator;
 
 fuzz_target!(|data: &[u8]| {
     let input = common::Input::parse(data);

@@ -7,6 +7,8 @@
 //   node web_client.js websock --base http://127.0.0.1:P [--bytes N]
 //   node web_client.js novnc   --base URL [--page vnc_lite.html] [--path websockify?token=T]
 //                              [--cert PEM] [--shot FILE]
+//   node web_client.js novnc-ended --base URL [--shots DIR]
+//                              (steps on stdin/stdout: see runNovncEnded)
 //   node web_client.js telnet  --base URL --host H --port P --command CMD --expect REGEX [--shot FILE]
 //   node web_client.js irc     --base URL --host H --port P --nick N --channel C
 //                              --say TEXT --expect TEXT
@@ -33,13 +35,13 @@ const CHROMIUM_FLAGS = [
 
 function usage(msg) {
   if (msg) process.stderr.write(`web_client.js: ${msg}\n`);
-  process.stderr.write('usage: node web_client.js websock|novnc|telnet|irc --base URL [options]\n');
+  process.stderr.write('usage: node web_client.js websock|novnc|novnc-ended|telnet|irc --base URL [options]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
   const o = { scenario: argv[0], timeout: 30000, chromium: '/usr/bin/chromium', certs: [], bytes: 10 * 1024 * 1024 };
-  if (!['websock', 'novnc', 'telnet', 'irc'].includes(o.scenario)) usage(`unknown scenario ${argv[0]}`);
+  if (!['websock', 'novnc', 'novnc-ended', 'telnet', 'irc'].includes(o.scenario)) usage(`unknown scenario ${argv[0]}`);
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) usage(`unexpected ${a}`);
@@ -269,6 +271,143 @@ async function runNovnc(o, page) {
   return out;
 }
 
+// ---- noVNC, sessions ended by the proxy's admin API --------------------------------------
+//
+// Two noVNC pages on one desktop: A is vnc.html with noVNC's debug log on (?logging=debug),
+// B is vnc_lite.html. The test ends their sessions with the admin API in turn; the steps
+// are one JSON line out, one command line in:
+//   out {"step":"connected","page":"a"}                  in "next"      (test: GET /sessions)
+//   out {"step":"connected","page":"b"}                  in "ended a"   (test: DELETE A)
+//   out {"step":"a-ended","a":STATE,"b":STATE}           in "ended b"   (test: B untouched, DELETE B)
+//   out the result line: {"scenario","a","b","aLog","bLog",...}
+// STATE is what the page shows (see novncState) plus `closes`: every CloseEvent of the
+// page's WebSockets, seen by a listener added to the very WebSocket object noVNC uses, and
+// `closedAt` (ms since the epoch) of the last.
+// While B is still up the driver moves the mouse over its canvas (noVNC sends pointer
+// events: bytes to the target that the test sees grow in GET /sessions).
+
+// Runs in the page before its scripts: records the CloseEvents of every WebSocket. The
+// constructor returns the browser's own WebSocket (noVNC checks its prototype's properties).
+function recordWebSocketCloses() {
+  window.__wsCloses = [];
+  const Native = window.WebSocket;
+  const Recording = function WebSocket(...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('close', (e) => {
+      window.__wsCloses.push({ code: e.code, reason: e.reason, wasClean: e.wasClean });
+      window.__wsClosedAt = Date.now(); // noVNC's own close handler runs in the same dispatch
+    });
+    return ws;
+  };
+  Recording.prototype = Native.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Recording[k] = Native[k];
+  window.WebSocket = Recording;
+}
+
+// Runs in the page: what noVNC shows now (vnc.html or vnc_lite.html).
+function novncState() {
+  const html = document.documentElement.classList;
+  const full = document.getElementById('noVNC_status');
+  const status = full || document.getElementById('status');
+  const dlg = document.getElementById('noVNC_connect_dlg');
+  return {
+    connected: full ? html.contains('noVNC_connected') : /^Connected/.test(status.textContent),
+    disconnecting: html.contains('noVNC_disconnecting') || html.contains('noVNC_reconnecting'),
+    status: status.textContent.trim(),
+    // vnc.html: a status bar that slides in (noVNC_open) for 1.5 s, in one of three styles.
+    statusShown: full ? full.classList.contains('noVNC_open') : null,
+    statusType: full ? (Array.from(full.classList).find((c) => c.startsWith('noVNC_status_')) || '').slice(13) : null,
+    connectPanel: dlg ? dlg.classList.contains('noVNC_open') : null,
+    text: document.body.innerText,
+    closes: window.__wsCloses.slice(),
+    closedAt: window.__wsClosedAt || null,
+  };
+}
+
+// The next command line from the test on stdin.
+function commands(o) {
+  const rl = require('readline').createInterface({ input: process.stdin });
+  const queue = [];
+  let waiting = null;
+  rl.on('line', (l) => (waiting ? (waiting.resolve(l.trim()), (waiting = null)) : queue.push(l.trim())));
+  rl.on('close', () => waiting && waiting.reject(new Error('stdin closed')));
+  const next = async (want) => {
+    const got = queue.length ? queue.shift() : await new Promise((resolve, reject) => {
+      waiting = { resolve, reject };
+      setTimeout(() => reject(new Error(`no "${want}" from the test in ${o.timeout} ms`)), o.timeout).unref();
+    });
+    if (got !== want) throw new Error(`expected "${want}" from the test, got "${got}"`);
+  };
+  return { next, close: () => rl.close() };
+}
+
+async function runNovncEnded(o, pageA) {
+  const out = { scenario: 'novnc-ended', base: o.base };
+  const step = (line) => process.stdout.write(JSON.stringify(line) + '\n');
+  const cmd = commands(o);
+  const u = new URL(o.base);
+  const hostPort = { host: u.hostname, port: u.port || (u.protocol === 'https:' ? '443' : '80') };
+  const pageB = await pageA.context().newPage();
+  const logs = { a: [], b: [] };
+  for (const [name, page] of [['a', pageA], ['b', pageB]]) {
+    page.on('console', (m) => { if (logs[name].length < 5000) logs[name].push(m.text().slice(0, 300)); });
+    await page.addInitScript(recordWebSocketCloses);
+  }
+  const open = async (name, page, pageName, extra) => {
+    const url = `${o.base}/${pageName}?${new URLSearchParams({ ...hostPort, ...extra })}`;
+    out[`${name}Url`] = url;
+    await page.goto(url, { timeout: o.timeout });
+    await page.waitForFunction(`(() => { try { return (${novncState})().connected; } catch (e) { return false; } })()`,
+      null, { timeout: o.timeout });
+    step({ step: 'connected', page: name });
+  };
+  // Waits for the page's WebSocket to close and noVNC to settle; the state at that moment
+  // (vnc.html hides its status bar 1.5 s later).
+  const ended = async (page) => {
+    const h = await page.waitForFunction(
+      `(() => { const s = (${novncState})(); return s.closes.length && !s.connected && !s.disconnecting && s; })()`,
+      null, { timeout: o.timeout });
+    return h.jsonValue();
+  };
+  const shotOf = async (page, file) => {
+    if (!o.shots) return;
+    fs.mkdirSync(o.shots, { recursive: true });
+    // vnc.html slides its status bar and connect panel in: show them where they end up.
+    await page.screenshot({ path: path.join(o.shots, file), animations: 'disabled' });
+  };
+  try {
+    await open('a', pageA, 'vnc.html', { autoconnect: 'true', logging: 'debug' });
+    await cmd.next('next');
+    await open('b', pageB, 'vnc_lite.html', {});
+    await cmd.next('ended a');
+    out.a = await ended(pageA);
+    await shotOf(pageA, 'novnc-ended-vnc-html.png');
+    out.bWhileA = await pageB.evaluate(novncState);
+    const box = await pageB.locator('canvas').boundingBox();
+    out.bMouseMoves = 20;
+    for (let k = 0; k < out.bMouseMoves; k++) await pageB.mouse.move(box.x + 20 + k * 17, box.y + 20 + k * 11);
+    await sleep(300);
+    step({ step: 'a-ended', a: out.a, b: out.bWhileA });
+    await cmd.next('ended b');
+    out.b = await ended(pageB);
+    await shotOf(pageB, 'novnc-ended-vnc-lite.png');
+  } catch (e) {
+    out.error = errText(e);
+  } finally {
+    cmd.close();
+  }
+  // noVNC's own log (vnc.html at debug level; vnc_lite.html logs at its default, warn):
+  // the lines about the close, and whether any line carries the close reason.
+  for (const name of ['a', 'b']) {
+    const reasons = ((out[name] && out[name].closes) || []).map((c) => c.reason).filter(Boolean);
+    out[`${name}Log`] = logs[name].filter((l) => /close|New state|disconnect/i.test(l));
+    out[`${name}LogLines`] = logs[name].length;
+    out[`${name}ReasonInLog`] = logs[name].some((l) => reasons.some((r) => l.includes(r)));
+  }
+  if (o.shots) out.screenshots = path.resolve(o.shots);
+  return out;
+}
+
 // ---- wstelnet ---------------------------------------------------------------------------
 
 async function runTelnet(o, page) {
@@ -395,7 +534,7 @@ async function main() {
     const consoleLines = [];
     page.on('console', (m) => { if (consoleLines.length < 50) consoleLines.push(`${m.type()}: ${m.text()}`.slice(0, 300)); });
     page.on('pageerror', (e) => consoleLines.push('pageerror: ' + errText(e)));
-    const run = { websock: runWebsock, novnc: runNovnc, telnet: runTelnet, irc: runIrc }[o.scenario];
+    const run = { websock: runWebsock, novnc: runNovnc, 'novnc-ended': runNovncEnded, telnet: runTelnet, irc: runIrc }[o.scenario];
     out = await run(o, page);
     out.console = consoleLines;
   } finally {

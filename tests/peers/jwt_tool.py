@@ -8,9 +8,13 @@ the standard library (PyJWT refuses to use a PEM public key as an HMAC secret, w
 exactly the algorithm-confusion attack the proxy must refuse).
 For HS*, KEYFILE holds the secret as upstream websockify reads it: base64url text
 (a JWK "k"); for the others a PEM private key. Prints the token.
+"ES256-TWIN" signs with ES256 and prints two lines: the token, and the same token with
+the twin signature (r, n - s), which verifies too (ECDSA signatures are malleable).
+JWT_HEADERS (JSON in the environment) adds header members, e.g. {"crit": ["exp"]}.
 """
 import base64
 import json
+import os
 import sys
 
 import jwt
@@ -30,6 +34,17 @@ def main():
         signature = hmac.new(raw, signing_input.encode(), hashlib.sha256).digest()
         print(signing_input + "." + b64(signature))
         return
+    headers = json.loads(os.environ.get("JWT_HEADERS", "null"))
+    if alg == "ES256-TWIN":
+        token = jwt.encode(claims, raw, algorithm="ES256")
+        head, sig = token.rsplit(".", 1)
+        raw_sig = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        r, s = raw_sig[:32], int.from_bytes(raw_sig[32:], "big")
+        n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+        twin = base64.urlsafe_b64encode(r + (n - s).to_bytes(32, "big")).rstrip(b"=").decode()
+        print(token)
+        print(head + "." + twin)
+        return
     if alg == "none":
         key = None
     elif alg.startswith("HS"):
@@ -37,7 +52,7 @@ def main():
         key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     else:
         key = raw
-    print(jwt.encode(claims, key, algorithm=alg))
+    print(jwt.encode(claims, key, algorithm=alg, headers=headers))
 
 
 if __name__ == "__main__":

@@ -1,28 +1,57 @@
 //! websockify: a WebSocket-to-TCP bridge, a drop-in replacement for Python websockify.
 //!
-//! # The life of a connection
+//! # The life of a connection, room by room
 //!
-//! 1. [`listener`] accepts it and spawns a task for it (one task per connection, owned by
-//!    a task tracker so none outlives shutdown).
-//! 2. [`connection`] drives it. [`sniff`] reads its first bytes: a Flash policy request is
-//!    answered there; TLS is unwrapped by [`tls`] (the sniffed bytes replayed through
-//!    [`stream::Rewind`]); anything else is HTTP.
-//! 3. [`http`] reads request heads under size and time limits. Plain requests go to the
-//!    static file server in [`web`] (keep-alive: several per connection).
-//! 4. [`handshake`] validates the RFC 6455 upgrade (or a Hixie-75/76 one, [`hixie`]) and
-//!    picks the [`encoding`] (`binary` or `base64`) from the offered subprotocols, or
-//!    produces the precise HTTP error.
-//! 5. [`auth`] checks the request (Basic auth, Origin, client certificate CN), and
-//!    [`token`] picks the target from the request's token when targets are chosen per
-//!    session; both answer with an HTTP status before any 101.
-//! 6. [`target`] connects to where the session goes (TCP or UNIX socket); if it cannot,
-//!    the client gets a 101 and then close 1011.
-//! 7. [`relay`] moves bytes both ways until either side ends: client frames are parsed and
-//!    unmasked in place by the sans-IO codec in [`ws`], target bytes are framed with no
-//!    copy. It performs the close handshake and reports how the session ended.
+//! The source tree has one folder per stage of a connection, in the order a connection
+//! meets them:
 //!
-//! [`cli`] turns upstream's command line (and a [`config_file`]) into a validated
-//! [`Config`]; the binary is a thin wrapper around [`Server`].
+//! 1. [`front`] accepts it: [`front::listener`] binds and spawns a task per connection
+//!    (owned by a task tracker so none outlives shutdown); [`front::accept`] reads a
+//!    trusted PROXY header, sniffs the first bytes ([`front::sniff`]): a Flash policy
+//!    request is answered there, TLS is unwrapped with [`tls`] (the sniffed bytes replayed
+//!    through [`session::stream::Rewind`]); anything else is HTTP.
+//! 2. [`session::connection`] reads request heads under size and time limits
+//!    ([`wire::http`]). Plain requests go to the static file server in [`web`]
+//!    (keep-alive: several per connection).
+//! 3. [`wire::handshake`] validates the RFC 6455 upgrade (or a Hixie-75/76 one,
+//!    [`wire::hixie`]) and picks the [`wire::encoding`] (`binary` or `base64`) from the
+//!    offered subprotocols, or produces the precise HTTP error.
+//! 4. [`admission`] decides whether the session may open and where it goes:
+//!    [`admission::auth`] checks the request (Basic auth, Origin, client certificate CN),
+//!    [`admission::token`] picks the target from the request's token, [`admission::limit`]
+//!    applies the session caps; each answers with an HTTP status before any 101.
+//! 5. [`outbound`] connects to the [`Target`] (TCP, UNIX socket, TLS); if it cannot, the
+//!    client gets a 101 and then close 1011.
+//! 6. [`session::relay`] moves bytes both ways until either side ends: client frames are
+//!    parsed and unmasked in place by the sans-IO codec in [`wire::ws`], target bytes are
+//!    framed with no copy ([`session::splice`]); it performs the close handshake and
+//!    reports how the session ended. [`session::record`] writes `--record` files.
+//! 7. Along the way every stage counts what happens in [`ops::metrics`].
+//!
+//! Around them: [`cli`] turns upstream's command line (and a config file) into a validated
+//! [`Config`] ([`config`]), the description every stage reads; [`host`] ties the proxy to
+//! its OS (a wrapped program, the log sinks, syslog, `--user`). The binary (`main.rs`) is a thin wrapper around
+//! [`Server`].
+//!
+//! # Which room may import which
+//!
+//! Imports run one way, from the top of this list down; no room imports one above it, so
+//! there are no circles. `scripts/check-imports` checks every `crate::` path against this
+//! table (and for circles between modules) and fails `scripts/test` otherwise.
+//!
+//! | room | may import | why |
+//! |---|---|---|
+//! | [`cli`] | everything below | builds the machinery flags name (token sources, certificates) to check them at start |
+//! | [`front`] | everything below but `cli` | hands each connection to the session |
+//! | [`session`] | `config`, `web`, `admission`, `host`, `ops`, `outbound`, `tls`, `wire` | drives a connection after accept |
+//! | [`config`] | `web`, `admission`, `host`, `outbound`, `tls`, `wire`: **only** the option types and traits listed in `scripts/check-imports` | describes the stages, runs none of them |
+//! | [`web`] | `admission`, `wire` | static files; redacts tokens in its log lines |
+//! | [`admission`] | `outbound`, `tls`, `wire` | token APIs connect out over TLS |
+//! | [`host`] | `outbound` | the wrapped program's port is a target |
+//! | [`ops`] | `wire` | every stage counts here, so it knows none of them: they map their own errors to its labels |
+//! | [`outbound`] | `tls` | where sessions go: [`Target`] and the connector |
+//! | [`tls`] | nothing | rustls configurations from files, server and client side |
+//! | [`wire`] | nothing | the protocols as bytes, sans-IO |
 //!
 //! # Embedding
 //!
@@ -51,46 +80,38 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where a session goes can be decided per session by a [`token::TokenResolver`] (put in
+//! Where a session goes can be decided per session by a [`admission::token::TokenResolver`] (put in
 //! [`Config::route`] as a [`Route::Token`]), and who may connect by an
-//! [`auth::Authenticator`] (in [`Config::auth`]). The library installs no logger: it
+//! [`admission::auth::Authenticator`] (in [`Config::auth`]). The library installs no logger: it
 //! reports through [`tracing`], for the host's subscriber.
 //!
 //! Runnable examples, each run by `tests/embedding.rs` against a real client:
 //!
 //! | example | shows |
 //! |---|---|
-//! | `examples/token_resolver.rs` | a custom [`token::TokenResolver`]: targets from the host's own table |
-//! | `examples/authenticator.rs` | a custom [`auth::Authenticator`]: only sessions with a known cookie |
+//! | `examples/token_resolver.rs` | a custom [`admission::token::TokenResolver`]: targets from the host's own table |
+//! | `examples/authenticator.rs` | a custom [`admission::auth::Authenticator`]: only sessions with a known cookie |
 //! | `examples/run_once.rs` | [`Config::run_once`]: serve one session, then return |
 //! | `examples/graceful_shutdown.rs` | the host stops the server: live sessions get 1001 |
 
-pub mod auth;
+pub mod admission;
 pub mod cli;
 pub mod config;
-pub mod config_file;
-pub mod connection;
-pub mod encoding;
-pub mod forwarded;
-pub mod handshake;
-pub mod hixie;
-pub mod http;
-pub mod limit;
-pub mod listener;
-pub mod metrics;
-pub mod proxy_protocol;
-pub mod record;
-pub mod relay;
-pub mod sniff;
-pub mod splice;
-pub mod stream;
-pub mod syslog;
-pub mod target;
+pub mod front;
+pub mod host;
+pub mod ops;
+pub mod outbound;
+pub mod session;
 pub mod tls;
-pub mod token;
 pub mod web;
-pub mod wrap;
-pub mod ws;
+pub mod wire;
 
-pub use config::{Config, Limits, ListenAddr, Route, Target};
-pub use listener::Server;
+pub use config::{Config, Limits, ListenAddr, Route};
+pub use front::listener::Server;
+pub use outbound::Target;
+
+// The paths of earlier versions, kept for embedders and `examples/`.
+#[doc(no_inline)]
+pub use admission::{auth, token};
+#[doc(no_inline)]
+pub use wire::{handshake, http, ws};

@@ -1,17 +1,22 @@
 //! The `websockify` command: parse the command line, set up logging and signals, run the
 //! server.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
-
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use websockify::cli::{self, LogOptions, Parsed};
-use websockify::{Config, Server, wrap};
+use websockify::host::logging::{self, Logging};
+use websockify::host::privileges::Identity;
+use websockify::host::{daemon, wrap};
+use websockify::ops::metrics::METRICS;
+use websockify::{Config, Server};
+
+/// Time the exit waits for queued log lines (the last ones say why it exits); a sink that
+/// takes none (a syslog daemon that does not read) must not hold the exit longer.
+const LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let (config, log) = match cli::parse(std::env::args_os()) {
@@ -25,55 +30,90 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Before any thread exists: the runtime is built after this.
+    // Before any thread exists: the runtime is built after this. The parent waits until
+    // the daemon serves (or says why it cannot) and exits with that.
+    let mut readiness = None;
     if log.daemon {
-        let mut daemon =
-            daemonize::Daemonize::new().working_directory(std::env::current_dir().unwrap_or_else(|_| "/".into()));
-        if let Some(pid_file) = &log.pid_file {
-            daemon = daemon.pid_file(pid_file);
-        }
-        if let Err(e) = daemon.start() {
-            eprintln!("websockify: cannot become a daemon: {e}");
-            return ExitCode::FAILURE;
+        match daemon::start(log.pid_file.as_deref()) {
+            Ok(r) => readiness = Some(r),
+            Err(e) => {
+                eprintln!("websockify: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
-    let log_file = match init_logging(&log) {
-        Ok(handle) => handle,
-        Err(e) => {
-            eprintln!("websockify: {e:#}");
-            return ExitCode::from(2);
+    // A start that fails says why: on stderr (after the log lines queued there), and from
+    // a daemon through its parent.
+    let fail = |logging: Option<&Logging>, readiness: Option<daemon::Readiness>, message: String, code: ExitCode| {
+        match logging {
+            Some(logging) => logging.say(&format!("websockify: {message}")),
+            None => eprintln!("websockify: {message}"),
         }
+        if let Some(mut r) = readiness {
+            if let Some(pid_file) = &log.pid_file {
+                let _ = std::fs::remove_file(pid_file);
+            }
+            r.failed(&message);
+        }
+        code
     };
+    let logging = match init_logging(&log) {
+        Ok(logging) => logging,
+        Err(e) => return fail(None, readiness, format!("{e:#}"), ExitCode::from(2)),
+    };
+    // Declared before the runtime, so dropped after it: whatever is logged until then is
+    // written out (within LOG_FLUSH) on every way out of `main`.
+    let _flush = FlushOnExit(logging.clone());
     for notice in &log.notices {
         tracing::warn!("{notice}");
+    }
+    for (level, line) in &log.startup {
+        match *level {
+            tracing::Level::ERROR => tracing::error!("{line}"),
+            tracing::Level::WARN => tracing::warn!("{line}"),
+            _ => tracing::info!("{line}"),
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("websockify: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return fail(Some(&logging), readiness, format!("cannot start the runtime: {e}"), ExitCode::FAILURE);
         }
     };
-    match runtime.block_on(serve(*config, log_file)) {
+    let mut started = readiness.take();
+    let result = runtime.block_on(serve(*config, logging.clone(), log.user.as_ref(), &mut started));
+    match result {
         Ok(code) => code,
         Err(e) => {
             if log.log_file.is_some() || log.syslog.is_some() || log.daemon {
                 tracing::error!("{e}");
             }
-            eprintln!("websockify: {e}");
-            ExitCode::FAILURE
+            fail(Some(&logging), started, e.to_string(), ExitCode::FAILURE)
         }
     }
 }
 
 /// Runs the server; the exit code is the wrapped program's in `--wrap-mode exit`.
-async fn serve(config: Config, log_file: Option<LogFile>) -> anyhow::Result<ExitCode> {
+///
+/// `readiness` (with `-D`) is told once the server serves, and is left in place if it never
+/// does, for the caller to report the error through.
+async fn serve(
+    config: Config,
+    logging: Logging,
+    user: Option<&Identity>,
+    readiness: &mut Option<daemon::Readiness>,
+) -> anyhow::Result<ExitCode> {
     let server = Server::bind(config).await?;
     for line in server.settings() {
         tracing::info!("{line}");
     }
+    // Root was needed for the listeners and the files read so far: not from here on.
+    if let Some(user) = user {
+        user.assume().map_err(anyhow::Error::msg)?;
+        tracing::info!("running as {} (uid {}, gid {})", user.user, user.uid, user.gid);
+    }
     let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone(), server.reload_handle(), log_file));
+    tokio::spawn(watch_signals(shutdown.clone(), server.reload_handle(), logging));
     // Under systemd (Type=notify): ready once the socket is bound. No-op elsewhere.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     // `-- PROGRAM`: started once the port is ours; when it ends in exit mode, so does the
@@ -87,6 +127,9 @@ async fn serve(config: Config, log_file: Option<LogFile>) -> anyhow::Result<Exit
         }
         None => None,
     };
+    if let Some(mut r) = readiness.take() {
+        r.ready();
+    }
     server.run(shutdown.clone()).await;
     shutdown.cancel();
     server_done.cancel();
@@ -98,8 +141,8 @@ async fn serve(config: Config, log_file: Option<LogFile>) -> anyhow::Result<Exit
 }
 
 /// SIGINT/SIGTERM: graceful shutdown (sessions get 1001); a second one exits at once.
-/// SIGHUP: reload certificates.
-async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>, log_file: Option<LogFile>) {
+/// SIGHUP: reload certificates, reopen the log file.
+async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>, logging: Logging) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
         (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
@@ -107,17 +150,18 @@ async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>, log_fil
         tracing::error!("cannot install signal handlers");
         return;
     };
+    // A file size limit (RLIMIT_FSIZE) reached by a log file or a recording: by default
+    // SIGXFSZ kills the process. Handled, the write fails with EFBIG instead, which the
+    // writer reports, and every session goes on.
+    let _xfsz = signal(SignalKind::from_raw(25 /* SIGXFSZ on Linux */));
     let name = loop {
         tokio::select! {
             _ = int.recv() => break "SIGINT",
             _ = term.recv() => break "SIGTERM",
             _ = hup.recv() => {
                 tracing::info!("SIGHUP received, reloading");
-                if let Some(file) = &log_file
-                    && let Err(e) = file.reopen()
-                {
-                    tracing::error!("cannot reopen the log file: {e}");
-                }
+                // In its place among the queued lines: the ones before go to the old file.
+                logging.reopen_file();
                 reload.notify_one();
             }
         }
@@ -129,55 +173,25 @@ async fn watch_signals(shutdown: CancellationToken, reload: Arc<Notify>, log_fil
         _ = term.recv() => {}
     }
     tracing::warn!("second signal: exiting now");
+    logging.flush(LOG_FLUSH);
     std::process::exit(1);
 }
 
-/// The `--log-file`, reopened on SIGHUP so that logrotate can move it away.
-#[derive(Clone)]
-struct LogFile {
-    path: PathBuf,
-    file: Arc<Mutex<std::fs::File>>,
-}
+/// Writes out the queued log lines when `main` returns (bounded by [`LOG_FLUSH`]).
+struct FlushOnExit(Logging);
 
-impl LogFile {
-    fn open(path: &Path) -> std::io::Result<Self> {
-        let file = Self::open_file(path)?;
-        Ok(Self { path: path.to_owned(), file: Arc::new(Mutex::new(file)) })
-    }
-
-    fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
-        std::fs::OpenOptions::new().create(true).append(true).open(path)
-    }
-
-    fn reopen(&self) -> std::io::Result<()> {
-        let fresh = Self::open_file(&self.path)?;
-        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
-        tracing::info!("log file {} reopened", self.path.display());
-        Ok(())
-    }
-}
-
-impl std::io::Write for &LogFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.lock().unwrap_or_else(|e| e.into_inner()).flush()
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
-    type Writer = &'a LogFile;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self
+impl Drop for FlushOnExit {
+    fn drop(&mut self) {
+        self.0.flush(LOG_FLUSH);
     }
 }
 
 /// Logs to stderr or `--log-file` (as text, or as JSON lines with `--log-format json`), and
-/// to `--syslog` as well (always text: syslog has its own structure).
-fn init_logging(log: &LogOptions) -> anyhow::Result<Option<LogFile>> {
+/// to `--syslog` as well (always text: syslog has its own structure). Each sink is a
+/// bounded queue with a thread of its own ([`logging`]): a sink that stops taking lines
+/// loses lines, counted in `websockify_log_lines_dropped_total{sink}`, and never stops
+/// the proxy.
+fn init_logging(log: &LogOptions) -> anyhow::Result<Logging> {
     use anyhow::Context as _;
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -185,43 +199,41 @@ fn init_logging(log: &LogOptions) -> anyhow::Result<Option<LogFile>> {
     let default = if log.verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_env("WEBSOCKIFY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let syslog = match &log.syslog {
-        Some(dest) => Some(
-            websockify::syslog::Syslog::connect(dest, log.daemon, log.legacy_syslog)
+        Some(dest) => Some(Box::new(
+            websockify::host::syslog::Syslog::connect(dest, log.daemon, log.legacy_syslog)
                 .with_context(|| format!("cannot reach syslog at {dest}"))?,
-        ),
+        ) as Box<dyn logging::Output>),
         None => None,
     };
-    let syslog_layer = syslog.map(|s| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .without_time()
-            .with_level(false)
-            .with_target(false)
-            .with_writer(s)
+    // As upstream: --log-file adds a file, stderr stays (journald keeps the lines of a
+    // service that also writes a file); a daemon's stderr is /dev/null.
+    let sinks = logging::Sinks {
+        format: if log.json { logging::Format::Json } else { logging::Format::Text },
+        stderr: !(log.daemon && log.log_file.is_some()),
+        file: log.log_file.clone(),
+        syslog,
+    };
+    // The counters exist from the start (at 0) for the sinks in use; `ops` is not for
+    // `host` to import, so the binary ties them together.
+    let counters: Vec<_> = logging::Sink::ALL
+        .into_iter()
+        .filter(|sink| match sink {
+            logging::Sink::Stderr => sinks.stderr,
+            logging::Sink::File => sinks.file.is_some(),
+            logging::Sink::Syslog => sinks.syslog.is_some(),
+        })
+        .map(|sink| (sink, METRICS.log_lines_dropped(sink.label())))
+        .collect();
+    let on_lost: logging::OnLost = Arc::new(move |sink| {
+        if let Some((_, counter)) = counters.iter().find(|(s, _)| *s == sink) {
+            counter.inc();
+        }
     });
-    let registry = tracing_subscriber::registry().with(filter).with(syslog_layer);
-    let file = match &log.log_file {
-        Some(path) => Some(LogFile::open(path).with_context(|| format!("cannot open log file {}", path.display()))?),
-        None => None,
-    };
-    let writer = match &file {
-        Some(file) => BoxMakeWriter::new(file.clone()),
-        None => BoxMakeWriter::new(std::io::stderr),
-    };
-    if log.json {
-        // One object per line: timestamp, level, the event's fields (message included) at
-        // the top level, and the connection's span (`conn`: id, peer, client) under "span".
-        let layer = tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_target(false)
-            .with_writer(writer);
-        registry.with(layer).init();
-    } else {
-        let ansi = file.is_none() && std::io::stderr().is_terminal();
-        registry.with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_target(false).with_writer(writer)).init();
-    }
-    Ok(file)
+    let path = log.log_file.clone();
+    let logging = Logging::start(sinks, on_lost).with_context(|| match &path {
+        Some(path) => format!("cannot open log file {}", path.display()),
+        None => "cannot start logging".to_owned(),
+    })?;
+    tracing_subscriber::registry().with(filter).with(logging.layer()).init();
+    Ok(logging)
 }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 
-use crate::http::Request;
+use crate::wire::http::Request;
 
 /// Longest request path accepted (after decoding); longer gets 414.
 const MAX_PATH: usize = 4096;
@@ -146,7 +146,7 @@ pub async fn serve<W: AsyncWrite + Unpin>(io: &mut W, request: &Request, web: &W
     let reply = match resolve(&web.root, &request.target) {
         Resolved::Error(status, text) => {
             // A page may carry a token for the console it opens: logged by its id.
-            let shown = crate::token::redact(&request.target, Default::default());
+            let shown = crate::admission::token::redact(&request.target, Default::default());
             tracing::info!("{} {shown}: {status} {text}", request.method);
             Reply::error(status, text)
         }
@@ -383,7 +383,7 @@ impl Reply {
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nServer: websockify-rs\r\nDate: {}\r\n",
             self.status,
-            reason(self.status),
+            crate::wire::http::reason_phrase(self.status),
             httpdate::fmt_http_date(SystemTime::now())
         );
         for (name, value) in &self.headers {
@@ -409,22 +409,6 @@ impl Reply {
         }
         io.write_all(&bytes).await?;
         io.flush().await
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        414 => "URI Too Long",
-        416 => "Range Not Satisfiable",
-        _ => "Error",
     }
 }
 

@@ -69,7 +69,7 @@ async fn basic_auth_from_flag_file_and_env() {
         assert!(malformed.starts_with("HTTP/1.1 403"), "{malformed}");
         let bearer = plain_upgrade(proxy.addr, "Authorization: Bearer abc\r\n").await;
         assert!(bearer.starts_with("HTTP/1.1 403"), "{bearer}");
-        proxy.wait_log("wrong credentials", std::time::Duration::from_secs(5));
+        proxy.wait_log("wrong password for user \"alice\"", std::time::Duration::from_secs(5));
         assert!(
             !proxy.log().contains("s3cret") && !proxy.log().contains("guess"),
             "no secret in the log: {}",

@@ -81,8 +81,8 @@ async fn chromium_pages_and_websockets_over_http_and_https() {
         assert_eq!(ws["closeCode"], 1000, "{base}");
     }
     assert!(results[1]["websocket"]["url"].as_str().unwrap().starts_with("wss://"));
-    proxy.wait_log("over wss://", std::time::Duration::from_secs(5));
-    proxy.wait_log("over ws://", std::time::Duration::from_secs(5));
+    proxy.wait_log("SSL/TLS (wss://) WebSocket connection", std::time::Duration::from_secs(5));
+    proxy.wait_log("Plain non-SSL (ws://) WebSocket connection", std::time::Duration::from_secs(5));
 }
 
 /// Chromium's own Origin header against ExpectOrigin: the page's WebSocket opens when its

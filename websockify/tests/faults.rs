@@ -244,6 +244,37 @@ async fn deaf_target_session_ends_at_the_session_idle_timeout() {
     deaf_target_session_ends(&["--session-idle-timeout", "2"], Leave::Close, Duration::from_secs(10)).await;
 }
 
+/// Security review, finding 11: a client that closes in order while the proxy is stuck
+/// writing to a target that reads nothing (its FIN waits behind the unread data) no longer
+/// keeps the session: a write to the target that makes no progress for --drain-timeout
+/// ends it (and the client hears 1011 "Target stopped reading" if it is still there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deaf_target_session_ends_at_the_drain_timeout() {
+    deaf_target_session_ends(&["--drain-timeout", "2"], Leave::Close, Duration::from_secs(10)).await;
+}
+
+/// The other direction: a target that sends and then closes while its client reads
+/// nothing; the proxy's writes to the client make no progress, and the drain timeout ends
+/// the session instead of holding it (and the target's data) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_reads_nothing_is_ended_at_the_drain_timeout() {
+    let target = source_target(std::sync::Arc::new(vec![0x17; 32 << 20])).await;
+    let r = Routed::start(&[("source", target.to_string())], &["--drain-timeout", "1"]).await;
+    let _s = raw_session(r.proxy.addr, &r.path("source")).await;
+    r.proxy.wait_log("the client read nothing for 1 s (--drain-timeout)", Duration::from_secs(15));
+}
+
+/// A live client of a deaf target is ended at the drain timeout and told why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deaf_target_with_a_live_client_is_ended_and_told() {
+    let target = deaf_target().await;
+    let r = Routed::start(&[("deaf", target.to_string())], &["--drain-timeout", "1"]).await;
+    let mut s = raw_session(r.proxy.addr, &r.path("deaf")).await;
+    push_for(&mut s, &frame(0x2, &vec![0x42; 64 << 10]), Duration::from_secs(2)).await;
+    r.proxy.wait_log("Target stopped reading", Duration::from_secs(10));
+    r.proxy.wait_log("session closed: ", Duration::from_secs(10));
+}
+
 enum Leave {
     Close,
     Reset,
@@ -486,13 +517,17 @@ async fn out_of_file_descriptors_at_accept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_while_recording() {
     let dir = TempDir::new("recfull");
-    // Every recording file the first sessions can get is /dev/full: writes fail with ENOSPC.
-    for id in 0..10 {
-        std::os::unix::fs::symlink("/dev/full", dir.path(&format!("rec.{id}"))).unwrap();
-    }
+    // The disk refuses the recording part way: a file size limit of 256 KiB (recordings
+    // are created fresh, never through a link, so /dev/full cannot stand in any more);
+    // the proxy handles SIGXFSZ, so the write fails with EFBIG instead of killing it.
     let base = dir.str("rec");
     let target = echo_target("127.0.0.1:0").await;
-    let r = Routed::start(&[("rec", target.to_string())], &["--record", &base]).await;
+    let r = Routed::start_wrapped(
+        &[("rec", target.to_string())],
+        &["--record", &base],
+        &["prlimit", "--fsize=262144", "--"],
+    )
+    .await;
     let (ws, _) = connect_async(r.url("rec")).await.unwrap();
     let data = random_bytes(2 << 20, 14);
     let (mut tx, mut rx) = ws.split();
@@ -519,7 +554,7 @@ async fn disk_full_while_recording() {
     // Closing our socket ends the proxy's wait for it (see the session-end line below).
     drop(ws);
     r.proxy.wait_log(&format!("recording to {base}."), Duration::from_secs(5));
-    r.proxy.wait_log("failed, not recording the rest: No space left on device (os error 28)", Duration::from_secs(5));
+    r.proxy.wait_log("failed, not recording the rest: File too large (os error 27)", Duration::from_secs(5));
     r.proxy.wait_log(
         "session closed: client closed (no code) to_target=2097152 to_client=2097152",
         Duration::from_secs(5),

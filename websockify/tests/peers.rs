@@ -109,7 +109,7 @@ async fn sigterm_sends_1001() {
         let client = tokio::spawn(peer_async(kind, proxy.url(), "read-until-close", strings(&["--bytes", "1000"])));
         // Once the session is open, ask the server to stop.
         let proxy = tokio::task::spawn_blocking(move || {
-            proxy.wait_log("WebSocket session over", Duration::from_secs(20));
+            proxy.wait_log(" WebSocket connection: ", Duration::from_secs(20));
             proxy
         })
         .await

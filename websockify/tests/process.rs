@@ -52,7 +52,7 @@ async fn daemon_returns_at_once_serves_and_stops() {
     let proc_dir = format!("/proc/{pid}");
     wait("the daemon to exit", || !std::path::Path::new(&proc_dir).exists() || is_zombie(&proc_dir));
     let log = std::fs::read_to_string(dir.path("ws.log")).unwrap();
-    assert!(log.contains("WebSocket session") && log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("WebSocket connection") && log.contains("SIGTERM received"), "{log}");
 }
 
 fn is_zombie(proc_dir: &str) -> bool {

@@ -159,8 +159,9 @@ async fn tls_behind_the_header() {
         assert_eq!(out["match"], true, "{out}\n{}", proxy.log());
     }
     let log = proxy.log();
-    assert_eq!(log.matches("WebSocket session over wss://").count(), 2, "{log}");
-    assert!(log.lines().filter(|l| l.contains("over wss://")).all(|l| l.contains("client=127.0.0.1:")), "{log}");
+    assert_eq!(log.matches("SSL/TLS (wss://) WebSocket connection").count(), 2, "{log}");
+    let wss: Vec<&str> = log.lines().filter(|l| l.contains("SSL/TLS (wss://) WebSocket connection")).collect();
+    assert!(!wss.is_empty() && wss.iter().all(|l| l.contains("client=127.0.0.1:")), "{log}");
 }
 
 /// Waits until `needle` is in the log `n` times.

@@ -110,7 +110,7 @@ async fn wss_with_python_node_and_rustls() {
     .await
     .unwrap();
     assert_eq!(plain["match"], true, "{plain}");
-    proxy.wait_log("over wss://", std::time::Duration::from_secs(5));
+    proxy.wait_log("SSL/TLS (wss://) WebSocket connection", std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]

@@ -5,9 +5,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::Redis;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,101 +16,6 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use websockify::config::Target;
 use websockify::token::{TokenError, TokenResolver};
-
-/// A throw-away `redis-server` on 127.0.0.1; killed on drop.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    password: Option<String>,
-}
-
-impl Redis {
-    /// Starts on a free port.
-    fn start(password: Option<&str>) -> Redis {
-        Self::start_on(closed_port(), password)
-    }
-
-    fn start_on(port: u16, password: Option<&str>) -> Redis {
-        let mut redis = Redis { child: None, port, password: password.map(str::to_owned) };
-        redis.restart();
-        redis
-    }
-
-    /// (Re)starts the server on the same port (its data is gone: no persistence).
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let ok = Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success());
-        assert!(ok, "redis-server is missing: run scripts/peers.sh redis (or scripts/peers.sh) to install it");
-        let port = self.port.to_string();
-        let dir = std::env::temp_dir();
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(pw) = &self.password {
-            cmd.args(["--requirepass", pw]);
-        }
-        self.child = Some(cmd.spawn().expect("start redis-server"));
-        let start = Instant::now();
-        while self.try_cli(&["PING"]).as_deref() != Some("PONG") {
-            assert!(start.elapsed() < Duration::from_secs(10), "redis-server on port {port} did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server (SIGKILL: no goodbye to clients, as in a crash).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        assert!(Command::new("kill").args([&format!("-{sig}"), &pid]).status().unwrap().success());
-    }
-
-    fn try_cli(&self, args: &[&str]) -> Option<String> {
-        let mut cmd = Command::new("redis-cli");
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
-        if let Some(pw) = &self.password {
-            cmd.args(["-a", pw, "--no-auth-warning"]);
-        }
-        let out = cmd.args(args).stdin(Stdio::null()).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    /// Runs `redis-cli ARGS` (e.g. `-n 3 SET k v`); panics if it fails.
-    fn cli(&self, args: &[&str]) -> String {
-        self.try_cli(args).unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
-    }
-
-    fn set(&self, db: u32, key: &str, value: &str) {
-        assert_eq!(self.cli(&["-n", &db.to_string(), "SET", key, value]), "OK");
-    }
-
-    /// A field of `INFO`, e.g. `total_connections_received`.
-    fn info(&self, field: &str) -> u64 {
-        let info = self.cli(&["INFO"]);
-        let line = info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).expect(field);
-        line.trim().parse().unwrap()
-    }
-
-    /// Clients connected, not counting the `redis-cli` that asks.
-    fn other_clients(&self) -> usize {
-        self.cli(&["CLIENT", "LIST"]).lines().filter(|l| !l.contains("cmd=client|list")).count()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// The status code of the proxy's answer to a WebSocket handshake with `?token=TOKEN`,
 /// and how long it took.
@@ -342,4 +247,104 @@ async fn stopped_and_hung_redis() {
     assert!(matches!(err, TokenError::Timeout(_)), "{err:?}");
     assert!(took >= Duration::from_millis(2900) && took < Duration::from_secs(4), "took {took:?}");
     assert_eq!(r.lookup("tok").await.unwrap(), Some(Target::Tcp { host: "h".into(), port: 2 }));
+}
+
+/// Security review, finding 16: a 100 MB value under a token key raised the proxy's RSS by
+/// hundreds of MB over a few lookups. A value longer than 64 KiB is refused after
+/// `STRLEN`, never read; the others still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_value_is_refused_unread() {
+    let redis = Redis::start(None);
+    let target = echo_target("127.0.0.1:0").await;
+    redis.set(0, "ok", &target.to_string());
+    // 8 MB: SETRANGE makes it without sending it through redis-cli's arguments.
+    assert_eq!(redis.cli(&["SETRANGE", "huge", "8000000", "x"]), "8000001");
+    let proxy = proxy_for(&format!("127.0.0.1:{}", redis.port));
+    let pid = proxy.child.id();
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap()
+    };
+    let before = rss();
+    for _ in 0..6 {
+        assert_eq!(handshake_status(proxy.addr, "huge").await.0, 502);
+    }
+    let after = rss();
+    proxy.wait_log("is 8000001 bytes, more than the 65536 a target takes: refused unread", Duration::from_secs(5));
+    eprintln!("RSS {before} kB before six lookups of an 8 MB value, {after} kB after");
+    assert!(after < before + 4096, "RSS grew from {before} to {after} kB");
+    echo_through(&proxy, "ok").await;
+}
+
+/// Security review, finding 17: the Redis password had no alternative to the source on the
+/// command line (visible in `ps`). It may come from a file or the environment, and
+/// --check-config connects and reports a wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_from_file_or_environment_and_checked() {
+    let redis = Redis::start(Some("s3cret"));
+    let target = echo_target("127.0.0.1:0").await;
+    redis.set(0, "tok", &target.to_string());
+    let dir = common::pki::TempDir::new("redis-pw");
+    std::fs::write(dir.path("pw"), "s3cret\n").unwrap();
+    std::fs::write(dir.path("wrong"), "nope\n").unwrap();
+    let source = format!("127.0.0.1:{}", redis.port);
+    let from_file = Proxy::start(&[
+        "--token-plugin",
+        "TokenRedis",
+        "--token-source",
+        &source,
+        "--redis-password-file",
+        &dir.str("pw"),
+        "127.0.0.1:0",
+    ]);
+    echo_through(&from_file, "tok").await;
+    let from_env = Proxy::start_with_env(
+        &["--token-plugin", "TokenRedis", "--token-source", &source, "127.0.0.1:0"],
+        &[("WEBSOCKIFY_REDIS_PASSWORD", "s3cret")],
+    );
+    echo_through(&from_env, "tok").await;
+
+    let check = |pw: &str| {
+        run_proxy(&[
+            "--check-config",
+            "--token-plugin",
+            "TokenRedis",
+            "--token-source",
+            &source,
+            "--redis-password-file",
+            &dir.str(pw),
+            "127.0.0.1:0",
+        ])
+    };
+    let (status, out) = check("pw");
+    assert!(status.success() && out.contains("token source answers: TokenRedis"), "{out}");
+    let (status, out) = check("wrong");
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(out.contains("token source TokenRedis") && !out.contains("nope"), "{out}");
+    let mut stopped = redis;
+    stopped.stop();
+    let (status, out) = check("pw");
+    assert!(status.success(), "an unreachable Redis is a warning (the proxy starts and retries): {out}");
+    assert!(out.contains("warning: token source TokenRedis") && out.contains("unreachable now"), "{out}");
+}
+
+/// A config file that holds a secret and that every user may read: a warning at start and
+/// in --check-config.
+#[test]
+fn world_readable_config_with_a_secret_warns() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = common::pki::TempDir::new("cfg-perm");
+    let file = dir.path("ws.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\ntarget = \"h:1\"\nauth-plugin = \"BasicHTTPAuth\"\nauth-source = \"u:p\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (status, out) = run_proxy(&["--config", file.to_str().unwrap(), "--check-config"]);
+    assert!(status.success(), "{out}");
+    assert!(out.contains("holds a secret (auth-source) and is readable by every user (mode 0644)"), "{out}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (status, out) = run_proxy(&["--config", file.to_str().unwrap(), "--check-config"]);
+    assert!(status.success() && !out.contains("readable by every user"), "{out}");
 }

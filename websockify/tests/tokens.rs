@@ -73,8 +73,8 @@ async fn token_file_lookup_edits_and_refusals() {
     let (status, body) = refused(&base, &[]).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("Missing token"), "{body}");
-    // A token cookie works too.
-    works(&base, &[("Cookie", "theme=dark; token=vm1")]).await;
+    // A token cookie is not read without --token-from-cookie (upstream reads none).
+    assert_eq!(refused(&base, &[("Cookie", "theme=dark; token=vm1")]).await.0, 400);
     // Edits are seen without a restart.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::fs::write(&file, format!("vm1: 127.0.0.1:{}\nvm3: 127.0.0.1:{}\n", a.port(), b.port())).unwrap();
@@ -82,7 +82,7 @@ async fn token_file_lookup_edits_and_refusals() {
     works(&format!("{base}?token=vm3"), &[]).await;
     // Named by its id (the first 8 hex digits of its SHA-256), in the lookup line and in
     // the request line that failed.
-    proxy.wait_log(&format!("token [{}] not found", &sha256_hex(b"nope")[..8]), std::time::Duration::from_secs(5));
+    proxy.wait_log(&format!("Token '[{}]' not found", &sha256_hex(b"nope")[..8]), std::time::Duration::from_secs(5));
     assert!(!proxy.log().contains("nope"), "{}", proxy.log());
     // The legacy spelling.
     let legacy = Proxy::start(&["--target-config", file.to_str().unwrap(), "127.0.0.1:0"]);

@@ -5,6 +5,8 @@
 //! - Debian's noVNC (/usr/share/novnc) served by `--web`, TigerVNC's Xvnc showing xclock and
 //!   xeyes, over ws://, over wss:// with a token, and vnc.html; the canvas is compared with
 //!   the X screen (`xwd -root`);
+//! - noVNC sessions ended from the admin API (`DELETE /sessions/ID`): what the page shows,
+//!   the close code and reason the browser got, the other session untouched;
 //! - web/wstelnet.html against inetutils telnetd (inetd-style under socat);
 //! - web/wsirc.html against ngircd, with a second client speaking raw IRC over TCP.
 //!
@@ -13,15 +15,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Lines, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::admin::{ADMIN_TOKEN, admin_url, curl};
 use common::pki::{Ca, TempDir};
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Children killed (and reaped) on drop.
 struct Kids(Vec<Child>);
@@ -132,21 +135,30 @@ fn start_desktop() -> Desktop {
     need("/usr/bin/Xvnc", "tigervnc-standalone-server");
     need("/usr/bin/xclock", "x11-apps");
     need("/usr/bin/xwd", "x11-apps");
-    let n = (60..400)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .expect("a free X display");
-    let display = format!(":{n}");
     let rfb_port = closed_port();
-    let xvnc = Command::new("/usr/bin/Xvnc")
-        .args([&display, "-geometry", "800x600", "-depth", "24", "-rfbport", &rfb_port.to_string()])
+    // Xvnc takes a free display itself and writes its number to stdout (-displayfd 1) once
+    // it accepts X clients. This file's tests start desktops at the same time (other
+    // checkouts' may too): a free-looking number picked here was taken by two Xvnc at once.
+    let mut xvnc = Command::new("/usr/bin/Xvnc")
+        .args(["-displayfd", "1", "-geometry", "800x600", "-depth", "24", "-rfbport", &rfb_port.to_string()])
         .args(["-interface", "127.0.0.1", "-SecurityTypes", "None", "-nolisten", "tcp", "-AlwaysShared"])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start Xvnc");
+    let stdout = xvnc.stdout.take().unwrap();
     let mut kids = Kids(vec![xvnc]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        lines.for_each(drop); // keeps the pipe open until Xvnc exits
+    });
+    let number = match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(Some(Ok(line))) => line,
+        other => panic!("Xvnc did not tell its display number: {other:?}"),
+    };
+    let display = format!(":{}", number.trim());
     wait_port(rfb_port, "Xvnc");
     for (prog, geom) in [("/usr/bin/xclock", "200x200+10+10"), ("/usr/bin/xeyes", "200x150+300+50")] {
         kids.0.push(
@@ -230,8 +242,9 @@ async fn novnc_through_the_proxy_over_ws_wss_and_with_a_token() {
     assert_eq!(canvas.len(), screen.len());
     let same = canvas.chunks(3).zip(screen.chunks(3)).filter(|(a, b)| a == b).count();
     let total = (w * h) as usize;
-    // xclock's minute hand may move between the two reads: allow a sliver of difference.
-    assert!(same * 1000 >= total * 995, "canvas matches the X screen in only {same} of {total} pixels");
+    // xclock's minute hand may move between the two reads: allow a sliver of difference
+    // (its old and new positions together have been seen to differ in ~2,500 pixels, 0.53%).
+    assert!(same * 1000 >= total * 990, "canvas matches the X screen in only {same} of {total} pixels");
     eprintln!("noVNC canvas = X screen in {same} of {total} pixels");
     drop(proxy);
 
@@ -281,7 +294,181 @@ async fn novnc_through_the_proxy_over_ws_wss_and_with_a_token() {
     .await;
     check_novnc(&r, "vnc.html wss:// + token");
     let log = proxy.log();
-    assert!(log.contains("over wss://"), "{log}");
+    assert!(log.contains("SSL/TLS (wss://) WebSocket connection"), "{log}");
+}
+
+/// The browser driver run step by step (`novnc-ended`): it prints a JSON line per step and
+/// waits for a command line on stdin before the next.
+struct SteppedDriver {
+    node: Kids,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl SteppedDriver {
+    fn start(args: &[&str]) -> Self {
+        let mut node = Command::new("node")
+            .arg(repo_root().join("tests/browser/web_client.js"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run node");
+        let (stdin, stdout) = (node.stdin.take().unwrap(), node.stdout.take().unwrap());
+        SteppedDriver { node: Kids(vec![node]), stdin, lines: BufReader::new(stdout).lines() }
+    }
+
+    /// The next line; panics if the driver ended first.
+    fn line(&mut self) -> Value {
+        let line = self.lines.next().expect("the driver ended early (its stderr is above)").unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad driver line {line:?}: {e}"))
+    }
+
+    /// The next step line, which must be `step` (a result line instead carries the error).
+    fn step(&mut self, step: &str) -> Value {
+        let v = self.line();
+        assert_eq!(v["step"], step, "the driver did not reach step {step}: {v}");
+        v
+    }
+
+    fn send(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").expect("write to the driver");
+    }
+
+    /// The result line, once the driver has exited successfully.
+    fn finish(mut self) -> Value {
+        let v = self.line();
+        let status = self.node.0[0].wait().unwrap();
+        assert!(status.success(), "driver exited with {status}: {v}");
+        v
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch (the browser's `Date.now()` clock).
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A close as the page's WebSocket got it (its CloseEvent).
+fn close_event(code: u16, reason: &str) -> Value {
+    json!([{ "code": code, "reason": reason, "wasClean": true }])
+}
+
+/// Issue 19: noVNC sessions in Chromium ended with `DELETE /sessions/ID`.
+///
+/// What stock noVNC (Debian's 1.3.0) shows when the server closes a connected session
+/// cleanly is its plain "Disconnected" status: `RFB._socketClose` drops the close code and
+/// reason in the connected state, and the debug log's "WebSocket on-close event" line does
+/// not carry them. So the test checks what is true: noVNC reaches its disconnected state
+/// with that status (vnc.html: the status bar and the connect panel; vnc_lite.html: its top
+/// bar), the code and reason reached the browser intact (the CloseEvent of the WebSocket
+/// noVNC uses), the page and noVNC's log do not show the reason (docs/session-control.md says
+/// so), and the other session keeps relaying until it is ended in turn.
+#[test]
+fn novnc_sessions_ended_from_the_admin_api() {
+    need_browser();
+    need("/usr/share/novnc/vnc.html", "novnc");
+    need("/usr/bin/curl", "curl");
+    let desk = start_desktop();
+    let dir = TempDir::new("novnc-ended");
+    std::fs::write(dir.path("admin-token"), format!("{ADMIN_TOKEN}\n")).unwrap();
+    let admin_token_file = dir.str("admin-token");
+    let proxy = Proxy::start(&[
+        "--web",
+        "/usr/share/novnc",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        &admin_token_file,
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{}", desk.rfb_port),
+    ]);
+    let api = format!("{}/sessions", admin_url(&proxy));
+    let sessions = || {
+        let (status, body) = curl("GET", &api, Some(ADMIN_TOKEN));
+        assert_eq!(status, 200, "{body}");
+        body["sessions"].as_array().unwrap().clone()
+    };
+    let shots = artifacts();
+    let base = format!("http://127.0.0.1:{}", proxy.addr.port());
+    let t0 = Instant::now();
+    let mut driver = SteppedDriver::start(&["novnc-ended", "--base", &base, "--shots", shots.to_str().unwrap()]);
+
+    // A (vnc.html, noVNC's log at debug level) connects first: the only session.
+    driver.step("connected");
+    let listed = sessions();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let a = listed[0]["id"].as_u64().unwrap();
+    driver.send("next");
+    // B (vnc_lite.html): the other session.
+    driver.step("connected");
+    let listed = sessions();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let b = listed.iter().find(|s| s["id"] != a).unwrap().clone();
+    let b_id = b["id"].as_u64().unwrap();
+    eprintln!("noVNC: vnc.html and vnc_lite.html connected in {:?}", t0.elapsed());
+
+    // End A with the default reason.
+    let a_deleted = epoch_ms();
+    assert_eq!(curl("DELETE", &format!("{api}/{a}"), Some(ADMIN_TOKEN)), (200, json!({"ended": 1})));
+    driver.send("ended a");
+    let r = driver.step("a-ended");
+    let reason = "Ended by the administrator";
+    let state = &r["a"];
+    assert_eq!(state["closes"], close_event(1000, reason), "vnc.html: {state}");
+    assert_eq!(state["connected"], false, "vnc.html: {state}");
+    // noVNC's clean-disconnect status, in its normal style, and the connect panel again.
+    assert_eq!(state["status"], "Disconnected", "vnc.html: {state}");
+    assert_eq!((&state["statusShown"], &state["statusType"]), (&json!(true), &json!("normal")), "vnc.html: {state}");
+    assert_eq!(state["connectPanel"], true, "vnc.html: {state}");
+    assert!(
+        !state["text"].as_str().unwrap().contains(reason),
+        "vnc.html now shows the close reason: update docs/session-control.md and this test: {state}"
+    );
+    // B did not notice, and still reaches the desktop: its pointer moves were relayed.
+    let state = &r["b"];
+    assert_eq!((&state["connected"], &state["closes"]), (&json!(true), &json!([])), "vnc_lite.html: {state}");
+    let listed = sessions();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], b_id, "{listed:?}");
+    let (before, after) = (b["bytes_to_target"].as_u64().unwrap(), listed[0]["bytes_to_target"].as_u64().unwrap());
+    assert!(after > before, "B's pointer moves did not reach the target: {before} -> {after} bytes");
+
+    // End B with a reason of the administrator's.
+    let url = format!("{api}/{b_id}?reason=VM%20deleted");
+    let b_deleted = epoch_ms();
+    assert_eq!(curl("DELETE", &url, Some(ADMIN_TOKEN)), (200, json!({"ended": 1})));
+    driver.send("ended b");
+    let r = driver.finish();
+    assert!(r["error"].is_null(), "{r}");
+    let state = &r["b"];
+    assert_eq!(state["closes"], close_event(1000, "VM deleted"), "vnc_lite.html: {state}");
+    assert_eq!((&state["connected"], &state["status"]), (&json!(false), &json!("Disconnected")), "{state}");
+    assert!(
+        !state["text"].as_str().unwrap().contains("VM deleted"),
+        "vnc_lite.html now shows the close reason: update docs/session-control.md and this test: {state}"
+    );
+    // noVNC's debug log says the socket closed, without the code or the reason.
+    let log: Vec<&str> = r["aLog"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(log.contains(&"WebSocket on-close event"), "{log:?}");
+    assert!(log.contains(&"New state 'disconnected', was 'disconnecting'."), "{log:?}");
+    assert_eq!(
+        (&r["aReasonInLog"], &r["bReasonInLog"]),
+        (&json!(false), &json!(false)),
+        "noVNC now logs the close reason: update docs/session-control.md and this test: {r}"
+    );
+    assert_eq!(sessions(), Vec::<Value>::new());
+    proxy.wait_log("closed with 1000 \"Ended by the administrator\"", Duration::from_secs(5));
+    proxy.wait_log("closed with 1000 \"VM deleted\"", Duration::from_secs(5));
+    let took = |state: &Value, deleted: u64| state["closedAt"].as_u64().unwrap().saturating_sub(deleted);
+    eprintln!(
+        "noVNC: DELETE to \"Disconnected\" in {} ms (vnc.html) and {} ms (vnc_lite.html); \
+         {} debug log lines, none with the reason; screenshots in {}",
+        took(&r["a"], a_deleted),
+        took(&r["b"], b_deleted),
+        r["aLogLines"],
+        shots.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
