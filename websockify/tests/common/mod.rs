@@ -3,10 +3,14 @@
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod admin;
 pub mod haproxy;
 pub mod measure;
 pub mod pki;
 pub mod raw;
+pub mod redis;
+pub mod token_api;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -252,9 +256,20 @@ pub async fn source_target(data: Arc<Vec<u8>>) -> SocketAddr {
 }
 
 /// A port on 127.0.0.1 where nothing listens.
+/// A port nothing listens on. Taken below the ephemeral range (32768 and up): a port freed
+/// from `bind(0)` can be handed to another test's listener, and a connect to a closed port
+/// in the ephemeral range can pick it as its own source port and connect to itself.
 pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 6_000) as u16 * 2;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (start - 20_000 + offset) % 12_679;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
