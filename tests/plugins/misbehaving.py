@@ -28,8 +28,10 @@ class BrokenAuth(AuthBase):
 
 
 class SlowAuth(AuthBase):
+    """Hangs on requests that carry X-Slow; admits the others."""
     def authenticate(self, headers, target_host, target_port):
-        time.sleep(30)
+        if headers.get("X-Slow"):
+            time.sleep(30)
 
 
 class TargetAuth(AuthBase):

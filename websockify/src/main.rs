@@ -74,7 +74,9 @@ fn main() -> ExitCode {
             _ => tracing::info!("{line}"),
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // This thread is one of the serving threads (`--threads`): each has a single-threaded
+    // runtime (front::listener::Worker says why).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             return fail(Some(&logging), readiness, format!("cannot start the runtime: {e}"), ExitCode::FAILURE);

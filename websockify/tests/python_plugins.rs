@@ -291,12 +291,23 @@ async fn auth_plugins_answer_as_upstream() {
     let proxy = ours(&["--auth-plugin", "misbehaving.BrokenAuth", "127.0.0.1:0", &t]);
     assert_eq!(answer(proxy.addr, "/", &[]).0, 502);
     proxy.wait_log("plugin misbehaving.BrokenAuth raised RuntimeError: auth backend down", Duration::from_secs(5));
-    // A hung check: a 504 at the deadline.
-    let proxy = ours(&["--plugin-timeout", "1", "--auth-plugin", "misbehaving.SlowAuth", "127.0.0.1:0", &t]);
+    // A hung check: a 504 at the deadline, and meanwhile another request's check answers.
+    // On one serving thread (`--threads 1`): the hung check's wait holds no thread.
+    let proxy =
+        ours(&["--threads", "1", "--plugin-timeout", "3", "--auth-plugin", "misbehaving.SlowAuth", "127.0.0.1:0", &t]);
+    let addr = proxy.addr;
+    let slow = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        (answer(addr, "/", &[("X-Slow", "1")]).0, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
-    assert_eq!(answer(proxy.addr, "/", &[]).0, 504);
-    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
-    proxy.wait_log("plugin misbehaving.SlowAuth timed out after 1s", Duration::from_secs(5));
+    works(addr, "/", &[]).await;
+    assert!(start.elapsed() < Duration::from_millis(1500), "held up by the hung check: {:?}", start.elapsed());
+    let (status, took) = slow.await.unwrap();
+    assert_eq!(status, 504);
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    proxy.wait_log("plugin misbehaving.SlowAuth timed out after 3s", Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

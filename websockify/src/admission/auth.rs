@@ -27,12 +27,23 @@ pub trait Authenticator: Send + Sync + 'static {
     fn authenticate(&self, req: &AuthRequest<'_>) -> Result<(), AuthError>;
     fn describe(&self) -> String;
 
+    /// What the server calls: the answer of [`authenticate`](Self::authenticate) unless an
+    /// authenticator that waits on something (a plugin process, a network service)
+    /// overrides it, so that its wait holds no thread: each of the server's threads runs
+    /// many sessions, and a blocked one would stall them all.
+    fn authenticate_async<'a>(&'a self, req: AuthRequest<'a>) -> AuthFuture<'a> {
+        Box::pin(std::future::ready(self.authenticate(&req)))
+    }
+
     /// Whether this authenticator checks the `Origin` header itself (`ExpectOrigin`): then
     /// a token from a cookie needs no same-origin check beside it.
     fn checks_origin(&self) -> bool {
         false
     }
 }
+
+/// The answer of [`Authenticator::authenticate_async`].
+pub type AuthFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send + 'a>>;
 
 /// A refusal: the response the client gets, and what the log says (never a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -293,6 +293,12 @@ pub struct Cli {
     #[arg(long, value_name = "IDLE_TIMEOUT", default_value_t = 0, help_heading = "Process")]
     pub idle_timeout: u64,
 
+    /// Threads serving connections, each with a runtime and a listening socket of its own
+    /// (SO_REUSEPORT) and serving the sessions it accepts (0: one per CPU this process may
+    /// use)
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024), help_heading = "Process")]
+    pub threads: u16,
+
     /// Largest WebSocket message accepted from a client, in bytes; larger closes with 1009
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, help_heading = "Limits")]
     pub max_message_size: u64,

@@ -281,6 +281,10 @@ impl Cli {
         config.run_once = self.run_once;
         config.timeout = secs(self.timeout);
         config.idle_timeout = secs(self.idle_timeout);
+        config.threads = match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => usize::from(n),
+        };
         config.limits.decoder.max_message = self.max_message_size;
         config.limits.head.timeout = Duration::from_secs(self.handshake_timeout);
         config.limits.head.max_bytes = self.max_request_head;

@@ -81,6 +81,10 @@ pub struct Config {
     pub revoke_interval: Option<Duration>,
     /// `--end-session-at-token-expiry`: a session ends (1008) when its token's `exp` passes.
     pub end_at_token_expiry: bool,
+    /// Threads serving connections. 1 (the default for embedders): all on the runtime
+    /// that calls [`Server::run`](crate::Server::run). More: that runtime and N-1 threads
+    /// with a single-threaded runtime and a listening socket each (`--threads`).
+    pub threads: usize,
     pub limits: Limits,
 }
 
@@ -172,6 +176,7 @@ impl Config {
             admin: None,
             revoke_interval: None,
             end_at_token_expiry: false,
+            threads: 1,
             limits: Limits::default(),
         }
     }

@@ -38,6 +38,9 @@ const CERT_POLL: Duration = Duration::from_secs(2);
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listener: Listener,
+    /// The other threads serving connections (`Config::threads`), each waiting for
+    /// [`run`](Server::run) with a runtime and a listening socket of its own.
+    workers: Vec<Worker>,
     config: Arc<Config>,
     tls: Option<Arc<TlsServer>>,
     target_tls: Option<tokio_rustls::TlsConnector>,
@@ -62,6 +65,8 @@ pub enum BindError {
     TargetTls(TlsError),
     #[error("--admin-listen {0}: the admin API speaks plain HTTP: listen on a loopback address or a UNIX socket")]
     AdminNotLoopback(String),
+    #[error("cannot start a serving thread: {0}")]
+    Thread(io::Error),
 }
 
 impl Server {
@@ -86,7 +91,12 @@ impl Server {
             Some(t) => Some(tls::connector(t.cafile.as_deref()).map_err(BindError::TargetTls)?),
             None => None,
         };
-        let listener = Listener::open(&config.listen, config.prefer_ipv6).await?;
+        let threads = config.threads.max(1);
+        let (listener, others) = Listener::open(&config.listen, config.prefer_ipv6, threads).await?;
+        let mut workers = Vec::with_capacity(others.len());
+        for (i, socket) in others.into_iter().enumerate() {
+            workers.push(Worker::start(i + 1, socket).await.map_err(BindError::Thread)?);
+        }
         let metrics = match &config.metrics_listen {
             Some(addr) => Some(bind(addr, config.prefer_ipv6).await?),
             None => None,
@@ -106,7 +116,7 @@ impl Server {
             }
         };
         let reload = Arc::new(Notify::new());
-        Ok(Self { listener, config: Arc::new(config), tls, target_tls, reload, warnings, metrics, admin })
+        Ok(Self { listener, workers, config: Arc::new(config), tls, target_tls, reload, warnings, metrics, admin })
     }
 
     /// A handle that makes the running server reload what can be reloaded (certificates);
@@ -138,6 +148,15 @@ impl Server {
                 SocketAddr::V6(_) => format!("  - Bound to {bound}: every interface, IPv6 and IPv4"),
                 SocketAddr::V4(_) => format!("  - Bound to {bound}: every IPv4 interface (no IPv6 here)"),
             });
+        }
+        if !self.workers.is_empty() {
+            let sockets = match &self.listener {
+                Listener::Tcp(_) if matches!(config.listen, Listen::Tcp(_)) => {
+                    " (a listening socket each, SO_REUSEPORT)".to_owned()
+                }
+                _ => String::new(),
+            };
+            lines.push(format!("  - {} threads{sockets}", self.workers.len() + 1));
         }
         lines.push("  - Flash security policy server".to_owned());
         if let Some(web) = &config.web {
@@ -244,7 +263,6 @@ impl Server {
             })),
             registry: (config.admin.is_some() || config.revoke_interval.is_some()).then(Arc::<Registry>::default),
         });
-        let mut pending_full_said = None::<Instant>;
         let sessions_stop = ctx.shutdown.clone();
         // The metrics endpoint lives as long as this function: the guard stops it on return.
         let metrics_stop = CancellationToken::new();
@@ -267,11 +285,24 @@ impl Server {
         }
         let mut cert_poll = tokio::time::interval(CERT_POLL);
         cert_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let tracker = TaskTracker::new();
         let (active_tx, mut active_rx) = watch::channel(0usize);
-        let active_tx = Arc::new(active_tx);
-        let first_session_done = Arc::new(Notify::new());
-        let next_id = AtomicU64::new(1);
+        let admit = Arc::new(Admit {
+            ctx,
+            tracker: TaskTracker::new(),
+            next_id: AtomicU64::new(1),
+            active_tx: Arc::new(active_tx),
+            first_session_done: Arc::new(Notify::new()),
+            pending_full_said: std::sync::Mutex::new(None),
+        });
+        let tracker = admit.tracker.clone();
+        // The other threads accept until this is cancelled, then serve their sessions to
+        // their end.
+        let accepting = CancellationToken::new();
+        for worker in self.workers {
+            worker.go(admit.clone(), accepting.clone());
+        }
+        let stop_accepting = accepting.drop_guard();
+        tokio::spawn(keep_a_timer());
         let deadline = config.timeout.map(|t| Instant::now() + t);
         let mut idle_since = Instant::now();
 
@@ -284,7 +315,7 @@ impl Server {
                 () = shutdown.cancelled() => break Stop::Signal,
                 () = sleep_until_opt(deadline) => break Stop::Timeout,
                 () = sleep_until_opt(idle_deadline) => break Stop::Idle,
-                () = first_session_done.notified(), if config.run_once => break Stop::RunOnce,
+                () = admit.first_session_done.notified(), if config.run_once => break Stop::RunOnce,
                 () = self.reload.notified() => {
                     reload_tls(self.tls.as_deref(), true);
                     if let Route::Token(t) = &config.route {
@@ -304,77 +335,14 @@ impl Server {
                     }
                 }
                 accepted = self.listener.accept() => {
-                    let (conn, peer) = match accepted {
-                        Ok(Some(ok)) => ok,
+                    if !admit.accepted(accepted).await {
                         // The one inherited connection is being served: accept nothing more.
-                        Ok(None) => break Stop::RunOnce,
-                        Err(e) => {
-                            tracing::error!("accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
-                            tokio::time::sleep(ACCEPT_BACKOFF).await;
-                            continue;
-                        }
-                    };
-                    let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    crate::ops::metrics::METRICS.connections_accepted.inc();
-                    // Connections that have not become sessions cost memory (a TLS
-                    // handshake about 28 KB) and only time limits end them: bounded.
-                    let Ok(pending) = ctx.pending.clone().try_acquire_owned() else {
-                        crate::ops::metrics::METRICS.limit_hit(crate::ops::metrics::Limit::MaxPendingHandshakes);
-                        if pending_full_said.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                            pending_full_said = Some(Instant::now());
-                            tracing::warn!(
-                                "{} connections are not yet sessions (--max-pending-handshakes): closing new ones \
-                                 at accept (said at most every 10 s)",
-                                config.limits.max_pending_handshakes
-                            );
-                        }
-                        drop(conn);
-                        continue;
-                    };
-                    // `client` and `forwarded_for`: the real client, when a PROXY protocol header or a
-                    // trusted proxy's X-Forwarded-For names it.
-                    let span = tracing::info_span!(
-                        "conn",
-                        id,
-                        peer = %peer,
-                        client = tracing::field::Empty,
-                        forwarded_for = tracing::field::Empty
-                    );
-                    // Counted only for --idle-timeout: each change wakes this loop, a wake-up
-                    // of another thread at every session's start and end otherwise.
-                    let guard = config.idle_timeout.map(|_| ActiveGuard::new(active_tx.clone()));
-                    let (ctx, done) = (ctx.clone(), first_session_done.clone());
-                    tracker.spawn(
-                        async move {
-                            tracing::debug!("accepted");
-                            let outcome = match conn {
-                                Conn::Tcp(stream, peer) => {
-                                    // Options come from the listener; the peer from accept;
-                                    // the local address only if a PROXY header for the
-                                    // target needs it (each a syscall per session).
-                                    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
-                                    let addrs = Addrs {
-                                        peer: peer.or_else(|| stream.peer_addr().ok()).map(canonical),
-                                        local: ctx
-                                            .config
-                                            .target_proxy
-                                            .and_then(|_| stream.local_addr().ok())
-                                            .map(canonical),
-                                    };
-                                    accept::serve(stream, id, addrs, ctx, Some(pending)).await
-                                }
-                                Conn::Unix(stream) => accept::serve(stream, id, Addrs::default(), ctx, Some(pending)).await,
-                            };
-                            if outcome == Outcome::Session {
-                                done.notify_one();
-                            }
-                            drop(guard);
-                        }
-                        .instrument(span),
-                    );
+                        break Stop::RunOnce;
+                    }
                 }
             }
         };
+        drop(stop_accepting);
         drop(self.listener);
         tracker.close();
         if stop != Stop::Signal {
@@ -412,6 +380,197 @@ impl Stop {
             Self::Idle => "--idle-timeout reached with no session",
             Self::RunOnce => "--run-once: first session finished",
         }
+    }
+}
+
+/// What every accepting thread shares: it turns an accepted connection into a session task
+/// on the thread that accepted it.
+struct Admit {
+    ctx: Arc<Context>,
+    tracker: TaskTracker,
+    next_id: AtomicU64,
+    /// Live sessions, counted only for `--idle-timeout`.
+    active_tx: Arc<watch::Sender<usize>>,
+    first_session_done: Arc<Notify>,
+    /// When the `--max-pending-handshakes` warning was last said.
+    pending_full_said: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Admit {
+    /// Serves what `accept` gave on this thread; false once an inherited single
+    /// connection has been handed out (nothing more will come).
+    async fn accepted(&self, accepted: io::Result<Option<(Conn, String)>>) -> bool {
+        let (conn, peer) = match accepted {
+            Ok(Some(ok)) => ok,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!("accept failed: {e}; pausing {ACCEPT_BACKOFF:?}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                return true;
+            }
+        };
+        let ctx = &self.ctx;
+        let config = &ctx.config;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        crate::ops::metrics::METRICS.connections_accepted.inc();
+        // Connections that have not become sessions cost memory (a TLS handshake about
+        // 28 KB) and only time limits end them: bounded.
+        let Ok(pending) = ctx.pending.clone().try_acquire_owned() else {
+            crate::ops::metrics::METRICS.limit_hit(crate::ops::metrics::Limit::MaxPendingHandshakes);
+            let mut said = self.pending_full_said.lock().unwrap_or_else(|e| e.into_inner());
+            if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                *said = Some(Instant::now());
+                tracing::warn!(
+                    "{} connections are not yet sessions (--max-pending-handshakes): closing new ones at accept \
+                     (said at most every 10 s)",
+                    config.limits.max_pending_handshakes
+                );
+            }
+            return true;
+        };
+        // `client` and `forwarded_for`: the real client, when a PROXY protocol header or a
+        // trusted proxy's X-Forwarded-For names it.
+        let span = tracing::info_span!(
+            "conn",
+            id,
+            peer = %peer,
+            client = tracing::field::Empty,
+            forwarded_for = tracing::field::Empty
+        );
+        // Counted only for --idle-timeout: each change wakes the main loop, a wake-up of
+        // another thread at every session's start and end otherwise.
+        let guard = config.idle_timeout.map(|_| ActiveGuard::new(self.active_tx.clone()));
+        let (ctx, done) = (ctx.clone(), self.first_session_done.clone());
+        self.tracker.spawn(
+            async move {
+                tracing::debug!("accepted");
+                let outcome = match conn {
+                    Conn::Tcp(stream, peer) => {
+                        // Options come from the listener; the peer from accept; the local
+                        // address only if a PROXY header for the target needs it (each a
+                        // syscall per session).
+                        let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+                        let addrs = Addrs {
+                            peer: peer.or_else(|| stream.peer_addr().ok()).map(canonical),
+                            local: ctx.config.target_proxy.and_then(|_| stream.local_addr().ok()).map(canonical),
+                        };
+                        accept::serve(stream, id, addrs, ctx, Some(pending)).await
+                    }
+                    Conn::Unix(stream) => accept::serve(stream, id, Addrs::default(), ctx, Some(pending)).await,
+                };
+                if outcome == Outcome::Session {
+                    done.notify_one();
+                }
+                drop(guard);
+            }
+            .instrument(span),
+        );
+        true
+    }
+}
+
+/// One of the threads beyond the caller's: a single-threaded runtime with a listening
+/// socket of its own, serving to their end the sessions it accepts. It is started by
+/// [`Server::bind`] (so that a failure is a start error) and waits there for
+/// [`Server::run`]; dropped unused, it ends.
+///
+/// Why threads with a runtime each rather than tokio's work-stealing runtime: a session's
+/// two directions, its timers and its wake-ups then stay on one thread, and no thread
+/// wakes another (a `futex` per hand-over: 11.6 per session before, measured with
+/// `strace -f -c` in bench/run's syscalls scenario); the kernel spreads connections over
+/// the threads' sockets (`SO_REUSEPORT`). The cost: a session stays on the thread that
+/// accepted it, so a thread busy with bulk transfers serves its new sessions between
+/// them (tokio's cooperative budget interleaves them) rather than handing them over.
+struct Worker {
+    go: std::sync::mpsc::Sender<(Arc<Admit>, CancellationToken)>,
+}
+
+impl Worker {
+    async fn start(index: usize, socket: WorkerSocket) -> io::Result<Self> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<io::Result<()>>();
+        let (go, go_rx) = std::sync::mpsc::channel::<(Arc<Admit>, CancellationToken)>();
+        std::thread::Builder::new().name(format!("websockify-{index}")).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let listener = {
+                let _entered = runtime.enter();
+                match socket.register() {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let Ok((admit, accepting)) = go_rx.recv() else { return };
+            runtime.block_on(async move {
+                tokio::spawn(keep_a_timer());
+                loop {
+                    tokio::select! {
+                        () = accepting.cancelled() => break,
+                        accepted = listener.accept() => if !admit.accepted(accepted).await { break },
+                    }
+                }
+                drop(listener);
+                // Every thread's sessions, this one's among them; the main thread decides
+                // how long the process waits for them.
+                admit.tracker.wait().await;
+            });
+        })?;
+        ready_rx.await.unwrap_or_else(|_| Err(io::Error::other("the thread ended at start")))?;
+        Ok(Self { go })
+    }
+
+    fn go(self, admit: Arc<Admit>, accepting: CancellationToken) {
+        let _ = self.go.send((admit, accepting));
+    }
+}
+
+/// A listening socket for a [`Worker`], registered with the worker's runtime there.
+enum WorkerSocket {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl WorkerSocket {
+    fn register(self) -> io::Result<Listener> {
+        Ok(match self {
+            Self::Tcp(l) => {
+                let listener = TcpListener::from_std(l)?;
+                connect::tune_listener(&listener);
+                Listener::Tcp(listener)
+            }
+            Self::Unix(l) => Listener::Unix { listener: UnixListener::from_std(l)?, path: None },
+        })
+    }
+
+    /// Another descriptor for the same listening socket (one we did not bind: the threads
+    /// share it, the kernel wakes one of them per connection).
+    fn duplicate(listener: &Listener) -> io::Result<Option<Self>> {
+        let dup =
+            |fd: std::os::fd::BorrowedFd<'_>| -> io::Result<Socket> { Ok(Socket::from(fd.try_clone_to_owned()?)) };
+        Ok(match listener {
+            Listener::Tcp(l) => Some(Self::Tcp(dup(l.as_fd())?.into())),
+            Listener::Unix { listener, .. } => Some(Self::Unix(dup(listener.as_fd())?.into())),
+            Listener::Connection(_) => None,
+        })
+    }
+}
+
+/// Keeps a timer pending on this thread's runtime, a second away at most. Tokio wakes its
+/// own driver (a `write` to an eventfd) whenever a new timer is due before every other
+/// one; a session's handshake deadline, its first timer, would be that at every session
+/// start on an otherwise idle thread. With this one pending, the deadlines of seconds
+/// that sessions arm are never the earliest. Costs one wake-up a second per thread.
+async fn keep_a_timer() {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -566,12 +725,36 @@ enum Conn {
 impl Listener {
     /// Opens the listener; a TCP one gets the socket options every connection should
     /// have (the connections it accepts inherit them).
-    async fn open(listen: &Listen, prefer_ipv6: bool) -> Result<Self, BindError> {
-        let listener = Self::open_bare(listen, prefer_ipv6).await?;
+    /// With `threads` above 1, also a socket for each other thread: a listening socket of
+    /// its own in one `SO_REUSEPORT` group when we bind the port, else the same socket
+    /// shared (an inherited or UNIX one; one inherited connection is served by one
+    /// thread).
+    async fn open(listen: &Listen, prefer_ipv6: bool, threads: usize) -> Result<(Self, Vec<WorkerSocket>), BindError> {
+        let (listener, others) = match listen {
+            Listen::Tcp(addr) if threads > 1 => {
+                let mut group = bind_group(addr, prefer_ipv6, threads).await?.into_iter();
+                let first = group.next().expect("a socket per thread");
+                let err = |source| BindError::Bind { addr: addr.to_string(), source };
+                let listener = TcpListener::from_std(first).map_err(err)?;
+                (Self::Tcp(listener), group.map(WorkerSocket::Tcp).collect())
+            }
+            _ => {
+                let listener = Self::open_bare(listen, prefer_ipv6).await?;
+                let mut others = Vec::new();
+                for _ in 1..threads {
+                    match WorkerSocket::duplicate(&listener) {
+                        Ok(Some(socket)) => others.push(socket),
+                        Ok(None) => break,
+                        Err(source) => return Err(BindError::Bind { addr: "the listening socket".into(), source }),
+                    }
+                }
+                (listener, others)
+            }
+        };
         if let Self::Tcp(l) = &listener {
             connect::tune_listener(l);
         }
-        Ok(listener)
+        Ok((listener, others))
     }
 
     async fn open_bare(listen: &Listen, prefer_ipv6: bool) -> Result<Self, BindError> {
@@ -698,6 +881,13 @@ async fn bind(listen: &ListenAddr, prefer_ipv6: bool) -> Result<TcpListener, Bin
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = tcp_socket(addr)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn tcp_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     if addr.is_ipv6() {
         // Listening on every interface means IPv4 too (IPv4-mapped addresses).
@@ -705,7 +895,47 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket)
+}
+
+/// [`bind`] for `n` threads: `n` listening sockets on one address, one `SO_REUSEPORT`
+/// group, among which the kernel spreads the connections.
+async fn bind_group(listen: &ListenAddr, prefer_ipv6: bool, n: usize) -> Result<Vec<std::net::TcpListener>, BindError> {
+    let addrs = match &listen.host {
+        None => vec![SocketAddr::from(([0u16; 8], listen.port)), SocketAddr::from(([0u8; 4], listen.port))],
+        Some(host) => connect::resolve(host, listen.port, prefer_ipv6)
+            .await
+            .map_err(|e| BindError::Resolve { addr: listen.to_string(), source: io::Error::other(e.to_string()) })?,
+    };
+    let mut last = None;
+    for addr in addrs {
+        match bind_group_at(addr, n) {
+            Ok(group) => return Ok(group),
+            Err(source) => last = Some(BindError::Bind { addr: addr.to_string(), source }),
+        }
+    }
+    Err(last.expect("at least one address"))
+}
+
+/// The port stays ours: it is first bound by a socket without `SO_REUSEPORT`, which fails
+/// ("Address already in use") if anything listens there, another websockify's group
+/// among them, as a single socket would. That socket, bound but not listening, does not
+/// stop the group from binding beside it, and is closed once the group listens. (A later
+/// process of the same user that sets `SO_REUSEPORT` itself could still join the group:
+/// docs/security.md says so.)
+fn bind_group_at(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let probe = tcp_socket(addr)?;
+    probe.bind(&addr.into())?;
+    let addr = probe.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))?;
+    let group = (0..n)
+        .map(|_| {
+            let socket = tcp_socket(addr)?;
+            socket.set_reuse_port(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(BACKLOG)?;
+            Ok(socket.into())
+        })
+        .collect();
+    drop(probe);
+    group
 }

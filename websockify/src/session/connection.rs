@@ -172,14 +172,16 @@ impl Peer {
     }
 
     /// Runs the configured authenticator on a request from `client` (see [`Peer::client`]).
-    fn authenticate(
+    async fn authenticate(
         &self,
         request: &Request,
         client: Option<SocketAddr>,
         ctx: &Context,
     ) -> Result<(), auth::AuthError> {
         match &ctx.config.auth {
-            Some(a) => a.authenticate(&auth::AuthRequest { request, client_cn: self.client_cn.as_deref(), client }),
+            Some(a) => {
+                a.authenticate_async(auth::AuthRequest { request, client_cn: self.client_cn.as_deref(), client }).await
+            }
             None => Ok(()),
         }
     }
@@ -233,7 +235,7 @@ pub async fn serve_http<S: Split>(mut io: S, mut buf: BytesMut, mut peer: Peer, 
             return Served::Done(Outcome::NotSession);
         };
         if config.web_auth
-            && let Err(e) = peer.authenticate(&request, peer.client(&request, ctx), ctx)
+            && let Err(e) = peer.authenticate(&request, peer.client(&request, ctx), ctx).await
         {
             tracing::info!("{} {shown}: {} ({})", request.method, e.status, e.log);
             let _ = e.response().write_to(&mut io).await;
@@ -292,7 +294,7 @@ async fn websocket<S: Split>(
     };
     let _ = buf.split_to(accepted.consumed);
     let client = peer.client(&request, ctx);
-    if let Err(e) = peer.authenticate(&request, client, ctx) {
+    if let Err(e) = peer.authenticate(&request, client, ctx).await {
         tracing::info!("authentication failed: {} ({})", e.status, e.log);
         METRICS.handshake_failed(HandshakeFailure::Auth, Some(e.status));
         let _ = e.response().write_to(&mut io).await;

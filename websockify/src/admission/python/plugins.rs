@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::HostOptions;
 use super::host::{CallError, Host, Kind, Spec};
-use crate::admission::auth::{AuthError, AuthRequest, Authenticator};
+use crate::admission::auth::{AuthError, AuthFuture, AuthRequest, Authenticator};
 use crate::admission::token::{self, BoxFuture, TokenError, TokenResolver};
 use crate::outbound::Target;
 use crate::wire::http::printable;
@@ -149,20 +149,9 @@ impl PythonAuth {
     }
 }
 
-impl Authenticator for PythonAuth {
-    fn authenticate(&self, req: &AuthRequest<'_>) -> Result<(), AuthError> {
-        let body = self.request(req);
-        // The trait is synchronous (its caller, session::connection, does not await it).
-        // On the server's multi-thread runtime `block_in_place` hands this worker's other
-        // tasks to another worker while we wait; elsewhere (a current-thread runtime,
-        // none) the wait blocks this thread, bounded by the deadline.
-        let multi = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let result = if multi {
-            tokio::task::block_in_place(|| self.host.call_blocking(body))
-        } else {
-            self.host.call_blocking(body)
-        };
+impl PythonAuth {
+    /// The plugin host's answer (or its failure) as the client's answer.
+    fn outcome(&self, result: Result<Value, CallError>) -> Result<(), AuthError> {
         let class = &self.class;
         match result {
             Ok(answer) => self.answer(&answer),
@@ -175,6 +164,30 @@ impl Authenticator for PythonAuth {
                 Err(AuthError::new(502, "Authentication failed", format!("plugin {class}: {why}")))
             }
         }
+    }
+}
+
+impl Authenticator for PythonAuth {
+    /// For an embedder calling the trait synchronously. On a multi-thread runtime
+    /// `block_in_place` hands this worker's other tasks to another worker while we wait;
+    /// elsewhere the wait blocks this thread, bounded by the deadline. The server itself
+    /// calls [`authenticate_async`](Authenticator::authenticate_async).
+    fn authenticate(&self, req: &AuthRequest<'_>) -> Result<(), AuthError> {
+        let body = self.request(req);
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let result = if multi {
+            tokio::task::block_in_place(|| self.host.call_blocking(body))
+        } else {
+            self.host.call_blocking(body)
+        };
+        self.outcome(result)
+    }
+
+    /// The plugin's answer awaited: the wait holds no thread.
+    fn authenticate_async<'a>(&'a self, req: AuthRequest<'a>) -> AuthFuture<'a> {
+        let body = self.request(&req);
+        Box::pin(async move { self.outcome(self.host.call(body).await) })
     }
 
     fn describe(&self) -> String {
