@@ -292,8 +292,15 @@ pub type OnLost = Arc<dyn Fn(Sink) + Send + Sync>;
 
 /// What a sink's thread writes to. It may block: only its own thread waits.
 pub trait Output: Send + 'static {
-    /// Writes one record (escaped, ending in its newline); false if it was lost.
+    /// Writes one record (escaped, ending in its newline), or keeps it for
+    /// [`flush`](Self::flush); false if it was lost.
     fn write(&mut self, level: Level, record: &[u8], notices: &Notices) -> bool;
+
+    /// Writes out what [`write`](Self::write) kept back, at the end of each batch; how
+    /// many records were lost doing so.
+    fn flush(&mut self, _notices: &Notices) -> usize {
+        0
+    }
 
     /// SIGHUP: reopen whatever was opened by name. Most outputs have nothing to reopen.
     fn reopen(&mut self) {}
@@ -304,10 +311,42 @@ impl<O: Output + ?Sized> Output for Box<O> {
         (**self).write(level, record, notices)
     }
 
+    fn flush(&mut self, notices: &Notices) -> usize {
+        (**self).flush(notices)
+    }
+
     fn reopen(&mut self) {
         (**self).reopen();
     }
 }
+
+/// Records kept for one `write` system call per batch (stderr, the log file).
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    records: usize,
+}
+
+impl Pending {
+    fn push(&mut self, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.records += 1;
+    }
+
+    /// Writes everything out; the records lost (all of them) if that failed.
+    fn write_to(&mut self, out: &mut impl Write) -> Result<(), (usize, io::Error)> {
+        let result = out.write_all(&self.bytes).map_err(|e| (self.records, e));
+        self.bytes.clear();
+        self.records = 0;
+        if self.bytes.capacity() > 64 * 1024 {
+            self.bytes = Vec::new();
+        }
+        result
+    }
+}
+
+/// How long a sink's thread waits after a batch before it looks for the next one.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A bounded queue of records for one sink, drained in order by the sink's own thread.
 ///
@@ -316,9 +355,10 @@ impl<O: Output + ?Sized> Output for Box<O> {
 /// per record, and memory bounded by two buffers per sink. Only a parked thread is woken
 /// (a system call): while it writes, what comes meanwhile waits for its next batch.
 ///
-/// (A thread that napped 5 ms after each batch saved some wake-ups in bursts, but a line
-/// then reached its sink up to 5 ms after the event: a reader of the log, a test among
-/// them, expects it at once.)
+/// After a batch the thread lingers [`LINGER`] before it looks again, and parks only if
+/// nothing came meanwhile: under load it writes a batch per millisecond in one system call
+/// and is never woken (a `futex` call on each side); a line then reaches its sink at most
+/// a millisecond late. (A 5 ms nap was too late for readers of the log, tests among them.)
 #[derive(Clone)]
 pub struct Queue {
     shared: Arc<Shared>,
@@ -520,24 +560,30 @@ impl Shared {
                 (state.records, state.bytes, state.notices) = (0, 0, 0);
                 state.writing = true;
             }
+            let mut lost = 0;
             for (tag, level, bytes) in entries(&batch) {
                 match tag {
-                    RECORD => {
-                        if !output.write(level, bytes, &self.notices) {
-                            (self.on_lost)(self.sink);
-                        }
-                    }
+                    RECORD => lost += usize::from(!output.write(level, bytes, &self.notices)),
                     NOTICE => {
                         output.write(Level::WARN, bytes, &self.notices);
                     }
-                    _ => output.reopen(),
+                    _ => {
+                        // The lines before the reopen go to the old file.
+                        lost += output.flush(&self.notices);
+                        output.reopen();
+                    }
                 }
+            }
+            lost += output.flush(&self.notices);
+            for _ in 0..lost {
+                (self.on_lost)(self.sink);
             }
             // A burst's buffer is not kept for ever: two of them bound the sink's memory,
             // but a quiet sink needs little.
             if batch.capacity() > 64 * 1024 {
                 batch = Vec::new();
             }
+            std::thread::sleep(LINGER);
         }
     }
 }
@@ -569,13 +615,19 @@ fn escaped(line: &str) -> Vec<u8> {
     record
 }
 
-/// Writes to the process's stderr.
-struct Stderr;
+/// Writes to the process's stderr, a batch at a time.
+#[derive(Default)]
+struct Stderr(Pending);
 
 impl Output for Stderr {
     fn write(&mut self, _: Level, record: &[u8], _: &Notices) -> bool {
+        self.0.push(record);
+        true
+    }
+
+    fn flush(&mut self, _: &Notices) -> usize {
         // A failing stderr (closed) has nobody to tell.
-        io::stderr().lock().write_all(record).is_ok()
+        self.0.write_to(&mut io::stderr().lock()).err().map_or(0, |(lost, _)| lost)
     }
 }
 
@@ -586,6 +638,7 @@ struct LogFile {
     file: std::fs::File,
     /// A write failed (a full disk, a file size limit) and that was said.
     failing: bool,
+    pending: Pending,
 }
 
 impl LogFile {
@@ -595,20 +648,25 @@ impl LogFile {
 }
 
 impl Output for LogFile {
-    fn write(&mut self, _: Level, record: &[u8], notices: &Notices) -> bool {
-        match self.file.write_all(record) {
+    fn write(&mut self, _: Level, record: &[u8], _: &Notices) -> bool {
+        self.pending.push(record);
+        true
+    }
+
+    fn flush(&mut self, notices: &Notices) -> usize {
+        match self.pending.write_to(&mut self.file) {
             Ok(()) => {
                 self.failing = false;
-                true
+                0
             }
-            Err(e) => {
+            Err((lost, e)) => {
                 if !std::mem::replace(&mut self.failing, true) {
                     notices.say(&format!(
                         "websockify: cannot write to the log file {}: {e}; log lines are lost until it works again",
                         self.path.display()
                     ));
                 }
-                false
+                lost
             }
         }
     }
@@ -652,7 +710,7 @@ impl Logging {
     pub fn start(sinks: Sinks, on_lost: OnLost) -> io::Result<Self> {
         // Stderr says its own drops (see `Deliver for Queue`), so it needs no notices.
         let stderr = if sinks.stderr {
-            Some(Queue::start(Sink::Stderr, "stderr".into(), Stderr, on_lost.clone(), Notices::default())?)
+            Some(Queue::start(Sink::Stderr, "stderr".into(), Stderr::default(), on_lost.clone(), Notices::default())?)
         } else {
             None
         };
@@ -661,7 +719,7 @@ impl Logging {
             Some(path) => {
                 let file = LogFile::open(&path)?;
                 let name = format!("the log file {}", path.display());
-                let output = LogFile { path, file, failing: false };
+                let output = LogFile { path, file, failing: false, pending: Pending::default() };
                 Some(Queue::start(Sink::File, name, output, on_lost.clone(), notices.clone())?)
             }
             None => None,
