@@ -20,26 +20,45 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 WANT_FDS = 65536
 
 
+_FD_LIMIT = None
+
+
 def fd_limit():
     """The RLIMIT_NOFILE the bench's processes get: WANT_FDS where the hard limit may be
-    raised (as root, up to fs.nr_open), else the hard limit as it is."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard >= WANT_FDS:
-        return hard
-    try:
-        with open("/proc/sys/fs/nr_open") as f:
-            nr_open = int(f.read())
-    except (OSError, ValueError):
-        nr_open = hard
-    want = min(WANT_FDS, nr_open)
-    if want > hard and os.geteuid() == 0:
-        return want
-    return hard
+    raised, else the hard limit as it is.
+
+    Whether it may be raised is found by trying it on this process: being root is not
+    enough (raising a hard limit takes CAP_SYS_RESOURCE, which root lacks in some
+    containers, this one among them: the hard limit stays at 20,000 there).
+    """
+    global _FD_LIMIT
+    if _FD_LIMIT is None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _FD_LIMIT = hard
+        if hard < WANT_FDS:
+            try:
+                with open("/proc/sys/fs/nr_open") as f:
+                    nr_open = int(f.read())
+            except (OSError, ValueError):
+                nr_open = hard
+            want = min(WANT_FDS, nr_open)
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+                _FD_LIMIT = want
+            except (ValueError, OSError):
+                pass
+    return _FD_LIMIT
+
+
+def max_sessions():
+    """Concurrent sessions a proxy can hold under fd_limit(): two descriptors each (client
+    and target side), less a margin for its own files."""
+    return (fd_limit() - 100) // 2
 
 
 def raise_fd_limit():
-    """preexec_fn: RLIMIT_NOFILE, soft and hard, to fd_limit() (65,536 as root here; the
-    hard limit given to the bench otherwise, 20,000 here).
+    """preexec_fn: RLIMIT_NOFILE, soft and hard, to fd_limit() (65,536 where it can be
+    raised; the hard limit given to the bench otherwise, 20,000 here).
 
     Every process the bench starts gets the same allowance, ours included, whatever it
     does itself at start.
