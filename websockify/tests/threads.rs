@@ -53,16 +53,7 @@ fn serving(threads: &[(String, u64)]) -> Vec<(String, u64)> {
 
 async fn echo_session(url: String, size: usize) {
     let (mut ws, _) = connect_async(url.as_str()).await.unwrap();
-    let data = common::random_bytes(size, size as u64);
-    ws.send(Message::binary(data.clone())).await.unwrap();
-    let mut got = Vec::new();
-    while got.len() < data.len() {
-        match ws.next().await.unwrap().unwrap() {
-            Message::Binary(b) => got.extend_from_slice(&b),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert!(got == data, "echo differs");
+    common::ws_echo(&mut ws, &common::random_bytes(size, size as u64)).await;
     ws.close(None).await.unwrap();
 }
 

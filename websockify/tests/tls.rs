@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use common::pki::{Ca, TempDir};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A rustls client trusting `ca_pem`, optionally presenting a client certificate.
 fn client_config(ca_pem: &str, client: Option<(&std::path::Path, &std::path::Path)>) -> Arc<rustls::ClientConfig> {
@@ -48,18 +46,6 @@ async fn wss(addr: std::net::SocketAddr, config: Arc<rustls::ClientConfig>) -> R
     let url = format!("wss://localhost:{}/websockify", addr.port());
     let (ws, _) = tokio_tungstenite::client_async(url, tls).await.map_err(|e| format!("ws: {e}"))?;
     Ok(ws)
-}
-
-async fn echo_once(ws: &mut TlsWs, data: &[u8]) {
-    ws.send(Message::binary(data.to_vec())).await.unwrap();
-    let mut got = Vec::new();
-    while got.len() < data.len() {
-        match ws.next().await.unwrap().unwrap() {
-            Message::Binary(b) => got.extend_from_slice(&b),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(got, data);
 }
 
 struct Pki {
@@ -101,7 +87,7 @@ async fn wss_with_python_node_and_rustls() {
         assert_eq!(out["close_code"], 1000, "{kind}: {out}");
     }
     let mut ws = wss(proxy.addr, client_config(&pki.ca.pem(), None)).await.unwrap();
-    echo_once(&mut ws, &random_bytes(3 << 20, 5)).await;
+    ws_echo(&mut ws, &random_bytes(3 << 20, 5)).await;
     // Plain ws:// still works on the same port.
     let plain = tokio::task::spawn_blocking({
         let url = proxy.url();
@@ -131,7 +117,7 @@ async fn ssl_only_refuses_plain() {
     assert_eq!(out["status"], 403, "{out}");
     assert!(out["body"].as_str().unwrap().contains("only TLS"), "{out}");
     let mut ws = wss(proxy.addr, client_config(&pki.ca.pem(), None)).await.unwrap();
-    echo_once(&mut ws, b"tls only").await;
+    ws_echo(&mut ws, b"tls only").await;
 }
 
 #[tokio::test]
@@ -154,7 +140,7 @@ async fn client_certificates_accepted_and_refused() {
     ]);
     let alice = client_config(&pki.ca.pem(), Some((&pki.dir.path("alice.pem"), &pki.dir.path("alice.key"))));
     let mut ws = wss(proxy.addr, alice).await.unwrap();
-    echo_once(&mut ws, b"with a certificate").await;
+    ws_echo(&mut ws, b"with a certificate").await;
     // No certificate, or one from another CA: the TLS handshake fails, no session.
     for config in [
         client_config(&pki.ca.pem(), None),
@@ -191,7 +177,7 @@ async fn certificate_reload_keeps_live_sessions() {
         &target.to_string(),
     ]);
     let mut live = wss(proxy.addr, client_config(&pki.ca.pem(), None)).await.unwrap();
-    echo_once(&mut live, b"before").await;
+    ws_echo(&mut live, b"before").await;
     // Replace the certificate with one from a new CA, then SIGHUP.
     let new_ca = Ca::new("second CA");
     new_ca.issue(&pki.dir.0, "server", "localhost", false);
@@ -203,9 +189,9 @@ async fn certificate_reload_keeps_live_sessions() {
     .await
     .unwrap();
     let mut fresh = wss(proxy.addr, client_config(&new_ca.pem(), None)).await.unwrap();
-    echo_once(&mut fresh, b"new certificate").await;
+    ws_echo(&mut fresh, b"new certificate").await;
     assert!(wss(proxy.addr, client_config(&pki.ca.pem(), None)).await.is_err(), "the old certificate is gone");
-    echo_once(&mut live, b"the old session lives on").await;
+    ws_echo(&mut live, b"the old session lives on").await;
 
     // A file change alone is picked up too (polled), and a broken file keeps the old one.
     let third = Ca::new("third CA");
@@ -222,7 +208,7 @@ async fn certificate_reload_keeps_live_sessions() {
     .await
     .unwrap();
     let mut third_session = wss(proxy.addr, client_config(&third.pem(), None)).await.unwrap();
-    echo_once(&mut third_session, b"third").await;
+    ws_echo(&mut third_session, b"third").await;
     std::fs::write(pki.dir.path("server.pem"), "garbage").unwrap();
     proxy.signal("HUP");
     let proxy = tokio::task::spawn_blocking(move || {
@@ -232,7 +218,7 @@ async fn certificate_reload_keeps_live_sessions() {
     .await
     .unwrap();
     let mut still = wss(proxy.addr, client_config(&third.pem(), None)).await.unwrap();
-    echo_once(&mut still, b"still served").await;
+    ws_echo(&mut still, b"still served").await;
 }
 
 fn openssl(args: &[&str]) {
@@ -286,7 +272,7 @@ async fn encrypted_key_password_sources() {
             Proxy::start(&args)
         };
         let mut ws = wss(proxy.addr, client_config(&pki.ca.pem(), None)).await.unwrap();
-        echo_once(&mut ws, how.as_bytes()).await;
+        ws_echo(&mut ws, how.as_bytes()).await;
     }
 }
 
@@ -338,7 +324,7 @@ async fn bad_certificates_and_options() {
         .unwrap();
     assert!(!tls12.success(), "TLS 1.2 refused with --ssl-version tlsv1_3");
     let mut ws = wss(proxy.addr, client_config(&pki.ca.pem(), None)).await.unwrap();
-    echo_once(&mut ws, b"tls13").await;
+    ws_echo(&mut ws, b"tls13").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use common::pki::TempDir;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -35,21 +35,9 @@ async fn open(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, String)> 
 }
 
 /// One echo through a session: proves it reached an echo target.
-async fn echo(ws: &mut Ws, data: &[u8]) {
-    ws.send(Message::binary(data.to_vec())).await.unwrap();
-    let mut got = Vec::new();
-    while got.len() < data.len() {
-        match ws.next().await.unwrap().unwrap() {
-            Message::Binary(b) => got.extend_from_slice(&b),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(got, data);
-}
-
 async fn works(url: &str, headers: &[(&str, &str)]) {
     let mut ws = open(url, headers).await.unwrap_or_else(|e| panic!("{url}: refused {e:?}"));
-    echo(&mut ws, url.as_bytes()).await;
+    ws_echo(&mut ws, url.as_bytes()).await;
 }
 
 async fn refused(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
@@ -467,7 +455,7 @@ async fn session_caps_reached_and_released() {
     ]);
     let url = |t: &str| format!("ws://{}/websockify?token={t}", proxy.addr);
     let mut a = open_from("127.0.0.1", &url("a")).await.unwrap();
-    echo(&mut a, b"a").await;
+    ws_echo(&mut a, b"a").await;
     // Per token.
     assert_eq!(open_from("127.0.0.2", &url("a")).await.err().map(|e| e.0), Some(429));
     let _b = open_from("127.0.0.1", &url("b")).await.unwrap();
@@ -491,7 +479,7 @@ async fn session_caps_reached_and_released() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    echo(&mut again.expect("the place is released"), b"again").await;
+    ws_echo(&mut again.expect("the place is released"), b"again").await;
     proxy.wait_log("session refused: server full", std::time::Duration::from_secs(5));
 }
 

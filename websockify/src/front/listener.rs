@@ -864,6 +864,22 @@ fn bind_unix_socket(path: &std::path::Path, mode: u32) -> io::Result<UnixListene
 /// Binds the listen address. No host: `[::]` accepting IPv4 too, or `0.0.0.0` where the
 /// host has no IPv6. A name: its first address that binds (IPv6 first with `-6`).
 async fn bind(listen: &ListenAddr, prefer_ipv6: bool) -> Result<TcpListener, BindError> {
+    first_that_binds(listen, prefer_ipv6, bind_one).await
+}
+
+/// [`bind`] for `n` threads: `n` listening sockets on one address, one `SO_REUSEPORT`
+/// group, among which the kernel spreads the connections.
+async fn bind_group(listen: &ListenAddr, prefer_ipv6: bool, n: usize) -> Result<Vec<std::net::TcpListener>, BindError> {
+    first_that_binds(listen, prefer_ipv6, |addr| bind_group_at(addr, n)).await
+}
+
+/// Tries `bind_at` on each address `listen` stands for, in order; the first that binds, or
+/// the last error.
+async fn first_that_binds<T>(
+    listen: &ListenAddr,
+    prefer_ipv6: bool,
+    bind_at: impl Fn(SocketAddr) -> io::Result<T>,
+) -> Result<T, BindError> {
     let addrs = match &listen.host {
         None => vec![SocketAddr::from(([0u16; 8], listen.port)), SocketAddr::from(([0u8; 4], listen.port))],
         Some(host) => connect::resolve(host, listen.port, prefer_ipv6)
@@ -872,8 +888,8 @@ async fn bind(listen: &ListenAddr, prefer_ipv6: bool) -> Result<TcpListener, Bin
     };
     let mut last = None;
     for addr in addrs {
-        match bind_one(addr) {
-            Ok(listener) => return Ok(listener),
+        match bind_at(addr) {
+            Ok(bound) => return Ok(bound),
             Err(source) => last = Some(BindError::Bind { addr: addr.to_string(), source }),
         }
     }
@@ -896,25 +912,6 @@ fn tcp_socket(addr: SocketAddr) -> io::Result<Socket> {
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
-}
-
-/// [`bind`] for `n` threads: `n` listening sockets on one address, one `SO_REUSEPORT`
-/// group, among which the kernel spreads the connections.
-async fn bind_group(listen: &ListenAddr, prefer_ipv6: bool, n: usize) -> Result<Vec<std::net::TcpListener>, BindError> {
-    let addrs = match &listen.host {
-        None => vec![SocketAddr::from(([0u16; 8], listen.port)), SocketAddr::from(([0u8; 4], listen.port))],
-        Some(host) => connect::resolve(host, listen.port, prefer_ipv6)
-            .await
-            .map_err(|e| BindError::Resolve { addr: listen.to_string(), source: io::Error::other(e.to_string()) })?,
-    };
-    let mut last = None;
-    for addr in addrs {
-        match bind_group_at(addr, n) {
-            Ok(group) => return Ok(group),
-            Err(source) => last = Some(BindError::Bind { addr: addr.to_string(), source }),
-        }
-    }
-    Err(last.expect("at least one address"))
 }
 
 /// The port stays ours: it is first bound by a socket without `SO_REUSEPORT`, which fails

@@ -272,6 +272,25 @@ pub fn closed_port() -> u16 {
     }
 }
 
+/// Sends `data` as one binary message and reads binary messages until as many bytes came
+/// back, which must be `data` (an echo target behind the proxy).
+pub async fn ws_echo<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, data: &[u8])
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::binary(data.to_vec())).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => got.extend_from_slice(&b),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got == data, "the echo differs ({} bytes)", data.len());
+}
+
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     use rand::{RngCore, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
