@@ -388,6 +388,8 @@ async fn user_option_drops_root_after_binding() {
         (600..1000).find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()).expect("a free port < 1024");
     let target = echo_target("127.0.0.1:0").await.to_string();
     let proxy = Proxy::start(&[
+        "--threads",
+        "3",
         "--user",
         "nobody",
         "--cert",
@@ -398,12 +400,20 @@ async fn user_option_drops_root_after_binding() {
         &target,
     ]);
     proxy.wait_log("running as nobody (uid 65534, gid 65534)", Duration::from_secs(5));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.child.id())).unwrap();
-    let field =
-        |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).unwrap().split_whitespace().collect::<Vec<_>>();
-    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
-    assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
-    assert!(!field("Groups:").contains(&"0"), "no root group left: {status}");
+    // Every thread: the serving threads (`--threads`, 3 here) and the log sinks' exist
+    // before the change, and each thread has its own credentials in the kernel.
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{}/task", proxy.child.id())).unwrap().flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+        let field = |name: &str| {
+            status.lines().find_map(|l| l.strip_prefix(name)).unwrap().split_whitespace().collect::<Vec<_>>()
+        };
+        assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+        assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
+        assert!(!field("Groups:").contains(&"0"), "no root group left: {status}");
+        threads += 1;
+    }
+    assert!(threads >= 3, "{threads} threads");
     let url = format!("ws://127.0.0.1:{port}/");
     let out = tokio::task::spawn_blocking(move || peer("python", &url, "echo", &["--bytes", "100000"])).await.unwrap();
     assert_eq!(out["match"], true, "{out}");
