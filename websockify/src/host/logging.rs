@@ -355,7 +355,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 /// per record, and memory bounded by two buffers per sink. Only a parked thread is woken
 /// (a system call): while it writes, what comes meanwhile waits for its next batch.
 ///
-/// After a batch the thread lingers [`LINGER`] before it looks again, and parks only if
+/// After a batch the thread lingers `LINGER` (1 ms) before it looks again, and parks only if
 /// nothing came meanwhile: under load it writes a batch per millisecond in one system call
 /// and is never woken (a `futex` call on each side); a line then reaches its sink at most
 /// a millisecond late. (A 5 ms nap was too late for readers of the log, tests among them.)
