@@ -172,8 +172,8 @@ async fn two_instances_behind_haproxy_share_redis_and_drain_alone() {
     // Logs name a token by its id (the first 8 hex digits of its SHA-256), never itself.
     let desk = &sha256_hex(b"desk")[..8];
     for log in [a.log(), b.log()] {
-        assert!(log.contains(&format!("token [{desk}] -> {one}")), "{log}");
-        assert!(log.contains(&format!("token [{desk}] -> {two}")), "{log}");
+        assert!(log.contains(&format!("connecting to: {one} (/websockify?token=[{desk}])")), "{log}");
+        assert!(log.contains(&format!("connecting to: {two} (/websockify?token=[{desk}])")), "{log}");
         assert!(!log.contains("desk"), "{log}");
     }
 

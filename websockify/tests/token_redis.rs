@@ -81,7 +81,8 @@ async fn json_and_plain_values_with_namespace() {
     let other = echo_target("127.0.0.1:0").await;
     redis.set(0, "ns:plain", &other.to_string());
     echo_through(&proxy, "plain").await;
-    proxy.wait_log(&format!("token [{}] -> {other}", &sha256_hex(b"plain")[..8]), Duration::from_secs(5));
+    let id = &sha256_hex(b"plain")[..8];
+    proxy.wait_log(&format!("connecting to: {other} (/websockify?token=[{id}])"), Duration::from_secs(5));
     // Without a namespace the token is the key.
     let bare = proxy_for(&format!("127.0.0.1:{}", redis.port));
     redis.set(0, "bare", &target.to_string());

@@ -130,7 +130,10 @@ async fn token_sources_directory_filename_unix_host_and_path() {
     assert_eq!(refused(&format!("ws://127.0.0.1:{}/?token=secret", uds.addr.port()), &[]).await.0, 404);
     // The socket's name is the token: logs show its id in its place, and never the name.
     let id = &sha256_hex(b"echo.sock")[..8];
-    uds.wait_log(&format!("token [{id}] -> unix socket {}/[{id}]", dir.0.display()), Duration::from_secs(5));
+    uds.wait_log(
+        &format!("connecting to unix socket: {}/[{id}] (/?token=[{id}])", dir.0.display()),
+        Duration::from_secs(5),
+    );
     uds.wait_log("session closed", Duration::from_secs(5));
     assert!(!uds.log().contains("echo.sock"), "{}", uds.log());
 
