@@ -62,7 +62,9 @@ async fn every_thread_listens_and_serves_and_the_port_stays_ours() {
     let target = echo_target("127.0.0.1:0").await.to_string();
     let proxy = Proxy::start(&["--threads", "3", "127.0.0.1:0", &target]);
     let port = proxy.addr.port();
-    assert!(proxy.log().contains("3 threads (a listening socket each, SO_REUSEPORT)"), "{}", proxy.log());
+    // The settings lines after "Listen on" may still be on their way when the test learns
+    // the address.
+    proxy.wait_log("3 threads (a listening socket each, SO_REUSEPORT)", Duration::from_secs(10));
     assert_eq!(listening_sockets(port), 3, "one listening socket per thread");
 
     let before = serving(&thread_cpu(proxy.child.id()));

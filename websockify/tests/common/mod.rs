@@ -87,14 +87,13 @@ impl Proxy {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // The line is in the log before the test learns the address.
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
                 if let Some(addr) = line.split("Listen on ").nth(1) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr.trim().to_owned());
                     }
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let listen = match rx.recv_timeout(Duration::from_secs(20)) {
