@@ -171,9 +171,10 @@ async fn two_instances_behind_haproxy_share_redis_and_drain_alone() {
     assert_ne!(sessions[2].1, sessions[3].1);
     // Logs name a token by its id (the first 8 hex digits of its SHA-256), never itself.
     let desk = &sha256_hex(b"desk")[..8];
-    for log in [a.log(), b.log()] {
-        assert!(log.contains(&format!("connecting to: {one} (/websockify?token=[{desk}])")), "{log}");
-        assert!(log.contains(&format!("connecting to: {two} (/websockify?token=[{desk}])")), "{log}");
+    for proxy in [&a, &b] {
+        proxy.wait_log(&format!("connecting to: {one} (/websockify?token=[{desk}])"), WAIT);
+        proxy.wait_log(&format!("connecting to: {two} (/websockify?token=[{desk}])"), WAIT);
+        let log = proxy.log();
         assert!(!log.contains("desk"), "{log}");
     }
 

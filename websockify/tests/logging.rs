@@ -222,7 +222,7 @@ async fn a_full_disk_loses_log_file_lines_not_sessions() {
     assert!(sample(&scrape, "websockify_log_lines_dropped_total{sink=\"file\"}") > 0.0, "{scrape}");
     assert_eq!(proxy.log().matches(notice).count(), 1, "{}", proxy.log());
     // Stderr still has every line.
-    assert!(proxy.log().contains("session closed"), "{}", proxy.log());
+    proxy.wait_log("session closed", Duration::from_secs(5));
 }
 
 /// Waits for a datagram on `reader` containing `needle`, making a session through `proxy`

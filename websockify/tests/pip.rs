@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,59 +12,6 @@ use common::pki::TempDir;
 use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::Message;
-
-/// `program PRE -v ARGS`, started and waited for until its "Listen on" line; killed on drop.
-struct Started {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Started {
-    fn start(program: &Path, pre: &[&str], args: &[&str]) -> Started {
-        let mut child = Command::new(program)
-            .args(pre)
-            .arg("-v")
-            .args(args)
-            .env("PYTHONPATH", repo_root().join("tests/plugins"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program:?}: {e}"));
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("Listen on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            panic!("{program:?} did not start: {}", log.lock().unwrap());
-        };
-        Started { child, addr: addr.parse().unwrap(), log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wheel_installs_websockify_and_python_m_websockify() {
@@ -118,14 +64,17 @@ async fn the_wheel_installs_websockify_and_python_m_websockify() {
     let plugin = ["--token-plugin", "trivial.Fixed", "--token-source", &source, "127.0.0.1:0"];
     let python = venv.join("bin/python");
     for (program, pre) in [(venv.join("bin/websockify"), &[][..]), (python.clone(), &["-m", "websockify"][..])] {
-        let proxy = Started::start(&program, pre, &plugin);
+        let mut command = Command::new(&program);
+        command.args(pre).arg("-v");
+        let plugins = repo_root().join("tests/plugins");
+        let proxy = Proxy::start_program(command, &plugin, &[("PYTHONPATH", plugins.to_str().unwrap())]);
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/?token=any", proxy.addr)).await.unwrap();
         ws.send(Message::binary(b"through the wheel".to_vec())).await.unwrap();
         let got = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
         assert_eq!(got, Message::binary(b"through the wheel".to_vec()), "{program:?}");
         let _ = ws.close(None).await;
         if pre.is_empty() {
-            assert!(proxy.log().contains("Python plugin host started"), "{}", proxy.log());
+            proxy.wait_log("Python plugin host started", Duration::from_secs(5));
         }
     }
     // `python -m websockify` runs plugins under its own interpreter (the venv's).

@@ -144,7 +144,7 @@ async fn token_plugins_over_sqlite_redis_and_an_api_as_upstream_runs_them() {
         ]);
         works(proxy.addr, "/?token=vm1", &[]).await;
         assert_eq!(answer(proxy.addr, "/?token=nope", &[]).0, 404, "{python}");
-        assert!(proxy.log().contains("Python plugin host started"), "{}", proxy.log());
+        proxy.wait_log("Python plugin host started", Duration::from_secs(5));
     }
     let upstream = start_upstream(&["--token-plugin", "tokens_sqlite.SqliteTokens", "--token-source", &db], None);
     works(upstream.addr(), "/?token=vm1", &[]).await;
@@ -261,7 +261,7 @@ async fn upstream_names_run_our_builtins_and_other_paths_run_python() {
     ]);
     works(proxy.addr, "/?token=vm1", &[]).await;
     assert_eq!(answer(proxy.addr, "/?token=nope", &[]).0, 404);
-    assert!(proxy.log().contains("plugin upstream_alias.TokenFile: Python plugin host started"), "{}", proxy.log());
+    proxy.wait_log("plugin upstream_alias.TokenFile: Python plugin host started", Duration::from_secs(5));
     // An upstream class we have no built-in for, by its full name: a BasePlugin knows no token.
     let proxy = ours(&["--token-plugin", "websockify.token_plugins.BasePlugin", "--token-source", "x", "127.0.0.1:0"]);
     assert_eq!(answer(proxy.addr, "/?token=vm1", &[]).0, 404);
@@ -280,7 +280,7 @@ async fn auth_plugins_answer_as_upstream() {
         assert_eq!(status, 403, "{addr}");
         assert_eq!(header(&headers, "x-denied-by"), Some("ApiKeyAuth"), "{addr}: {headers:?}");
     }
-    assert!(proxy.log().contains("AuthenticationError 403 bad or missing key"), "{}", proxy.log());
+    proxy.wait_log("AuthenticationError 403 bad or missing key", Duration::from_secs(5));
     // Upstream passes the target to authenticate(); so do we, for a fixed target.
     let proxy = ours(&["--auth-plugin", "misbehaving.TargetAuth", "--auth-source", &t, "127.0.0.1:0", &t]);
     let upstream = start_upstream(&["--auth-plugin", "misbehaving.TargetAuth", "--auth-source", &t], Some(&t));

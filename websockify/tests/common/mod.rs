@@ -63,6 +63,12 @@ impl Proxy {
         Self::spawn_command(command, args, env, None)
     }
 
+    /// Like [`Proxy::start_with_env`], another program than the binary built here (the
+    /// `websockify` a pip wheel installed, `python -m websockify`): `command ARGS`.
+    pub fn start_program(command: Command, args: &[&str], env: &[(&str, &str)]) -> Proxy {
+        Self::spawn_command(command, args, env, None)
+    }
+
     fn spawn(args: &[&str], env: &[(&str, &str)], dir: Option<&Path>) -> Proxy {
         Self::spawn_command(Command::new(binary()), args, env, dir)
     }
