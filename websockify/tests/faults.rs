@@ -421,8 +421,21 @@ async fn client_reads_nothing_memory_stays_bounded() {
     let sampler = Sampler::start(r.pid());
     // Two clients that complete the handshake, then read nothing (zero window).
     let silent = [raw_session(r.proxy.addr, &r.path("flood")).await, raw_session(r.proxy.addr, &r.path("flood")).await];
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after_fill = written.load(Ordering::Relaxed);
+    // The kernel's buffers on the way (target, proxy, client; tens of MB on loopback) fill
+    // first: wait until the target is stuck (no byte written for 500 ms; on a busy machine
+    // that takes longer than on a quiet one). A proxy that keeps reading never gets there.
+    let filling = Instant::now();
+    let mut after_fill = written.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = written.load(Ordering::Relaxed);
+        if now == after_fill {
+            break;
+        }
+        assert!(filling.elapsed() < Duration::from_secs(20), "the proxy kept reading from the target: {now} bytes");
+        after_fill = now;
+    }
+    let filled_in = filling.elapsed();
     let stop = Arc::new(AtomicBool::new(false));
     let stopper = {
         let stop = stop.clone();
@@ -437,7 +450,7 @@ async fn client_reads_nothing_memory_stays_bounded() {
     let usage = sampler.stop();
     let total = written.load(Ordering::Relaxed);
     eprintln!(
-        "client_reads_nothing: the target wrote {:.1} MB (of it {:.1} MB after the first 0.5 s) into 2 sessions whose clients read nothing",
+        "client_reads_nothing: the target wrote {:.1} MB into 2 sessions whose clients read nothing, and was stuck after {filled_in:?}; {:.1} MB in the 3 s after that",
         total as f64 / 1e6,
         (total - after_fill) as f64 / 1e6
     );
