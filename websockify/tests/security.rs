@@ -112,9 +112,9 @@ async fn held_text_is_under_a_process_wide_budget() {
     for _ in 0..2 {
         let mut s = raw::raw_session(proxy.addr, "/").await;
         s.write_all(&text_fragment(1_000_000)).await.unwrap();
+        read_through(&mut s).await;
         held.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut third = raw::raw_session(proxy.addr, "/").await;
     third.write_all(&text_fragment(1_000_000)).await.unwrap();
     let (_, code) = raw::read_close(&mut third, Duration::from_secs(5)).await;
@@ -129,6 +129,29 @@ async fn held_text_is_under_a_process_wide_budget() {
     }
     let metrics = metrics_text(&proxy).await;
     assert!(metrics.contains("websockify_limits_hit_total{limit=\"max-held-text-total\"} 1"), "{metrics}");
+}
+
+/// Sends a ping and waits for its pong: the proxy has read everything sent before it (the
+/// fragment of an unfinished text message is held, not echoed, so the pong comes first).
+async fn read_through(s: &mut tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    s.write_all(&raw::frame(0x9, b"read")).await.unwrap();
+    let mut pong = [0u8; 6];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut pong)).await.expect("a pong").unwrap();
+    assert_eq!(&pong, b"\x8a\x04read");
+}
+
+/// Tries `url` until it opens (at most 10 s): a freed slot is seen once the proxy has
+/// noticed the close that frees it.
+async fn opens_once_freed(url: &str) -> Ws {
+    let start = std::time::Instant::now();
+    loop {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((ws, _)) => return ws,
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(10), "{url}: still refused: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// GET /metrics on the proxy's --metrics-listen address (from its settings lines).
@@ -209,7 +232,12 @@ async fn pending_handshakes_are_capped() {
     let proxy =
         Proxy::start(&["--max-pending-handshakes", "8", "--metrics-listen", "127.0.0.1:0", "127.0.0.1:0", &target]);
     let idle: Vec<_> = (0..8).map(|_| std::net::TcpStream::connect(proxy.addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // All 8 accepted (counted) before the ninth comes.
+    let start = std::time::Instant::now();
+    while !metrics_text(&proxy).await.contains("websockify_connections_accepted_total 8") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", metrics_text(&proxy).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut over = std::net::TcpStream::connect(proxy.addr).unwrap();
     over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut byte = [0u8; 1];
@@ -217,13 +245,15 @@ async fn pending_handshakes_are_capped() {
     let closed = matches!(&read, Ok(0)) || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset);
     assert!(closed, "closed at accept: {read:?}");
     proxy.wait_log("connections are not yet sessions (--max-pending-handshakes)", Duration::from_secs(5));
+    let metrics = metrics_text(&proxy).await;
+    assert!(metrics.contains("websockify_limits_hit_total{limit=\"max-pending-handshakes\"} 1"), "{metrics}");
+    // Once they go (and the proxy has seen them go: tries until then, each refused one
+    // counted too), sessions start again.
     drop(idle);
-    std::thread::sleep(Duration::from_millis(200));
+    drop(opens_once_freed(&proxy.url()).await);
     let url = proxy.url();
     let out = tokio::task::spawn_blocking(move || peer("python", &url, "echo", &["--bytes", "1000"])).await.unwrap();
     assert_eq!(out["match"], true, "{out}");
-    let metrics = metrics_text(&proxy).await;
-    assert!(metrics.contains("websockify_limits_hit_total{limit=\"max-pending-handshakes\"} 1"), "{metrics}");
 }
 
 fn openssl(args: &[&str]) {
@@ -323,9 +353,7 @@ async fn per_token_cap_counts_the_signed_content() {
     assert_eq!(open_status(&format!("{}?token={}", ec.url(), twins[1]), &mut keep).await, 429, "{}", ec.log());
     drop(keep);
     // The twin alone is a valid token (so the cap, not the signature check, refused it).
-    let mut again = Vec::new();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(open_status(&format!("{}?token={}", ec.url(), twins[1]), &mut again).await, 101);
+    opens_once_freed(&format!("{}?token={}", ec.url(), twins[1])).await;
 }
 
 /// Finding 15: 16 idle connections to --metrics-listen held every slot, and a scrape took
