@@ -60,7 +60,7 @@ impl Proxy {
         let Some((program, wrapper_args)) = wrapper.split_first() else { return Self::spawn(args, env, None) };
         let mut command = Command::new(program);
         command.args(wrapper_args).arg(binary());
-        Self::spawn_command(command, args, env, None)
+        Self::start_program(command, args, env)
     }
 
     /// Like [`Proxy::start_with_env`], another program than the binary built here (the
